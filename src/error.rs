@@ -1,0 +1,124 @@
+//! Errors for misuse that a caller can recover from.
+
+use core::fmt;
+
+/// Why a checkpoint could not be reset.
+///
+/// Returned by `try_reset_to` and `try_reset` on [`Arena`](crate::Arena) and
+/// [`LockedArena`](crate::LockedArena); the panicking `reset_to` and `reset`
+/// print the same message.
+///
+/// ```
+/// use bumper::{Arena, ResetError};
+///
+/// let arena = Arena::new();
+/// let outer = arena.checkpoint();
+/// let _inner = arena.checkpoint();
+/// // `outer` cannot be reset while `_inner`, taken after it, is active.
+/// assert!(matches!(arena.try_reset_to(outer), Err(ResetError::OutOfOrder { .. })));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetError {
+    /// The checkpoint belongs to a different arena.
+    WrongArena {
+        /// Id of the arena the checkpoint was taken on.
+        checkpoint_arena: u64,
+        /// Id of the arena `reset_to` was called on.
+        arena: u64,
+    },
+    /// Checkpoints taken later by the same thread are still active. Reset
+    /// (or drop) those first: checkpoints are reset innermost first. The
+    /// checkpoint passed in is discarded; its allocations are kept.
+    OutOfOrder {
+        /// How many newer checkpoints of this thread are still active.
+        newer: usize,
+    },
+    /// The checkpoint is no longer active.
+    Stale,
+}
+
+impl fmt::Display for ResetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResetError::WrongArena {
+                checkpoint_arena,
+                arena,
+            } => write!(
+                f,
+                "bumper: checkpoint from arena #{checkpoint_arena} passed to arena #{arena}; \
+                 a checkpoint can only reset the arena it was taken on"
+            ),
+            ResetError::OutOfOrder { newer } => write!(
+                f,
+                "bumper: out-of-order reset: {newer} checkpoint(s) taken later on this thread \
+                 are still active; reset or drop them first (checkpoints are reset innermost first). \
+                 The checkpoint was discarded and its allocations kept"
+            ),
+            ResetError::Stale => f.write_str("bumper: the checkpoint is no longer active"),
+        }
+    }
+}
+
+impl std::error::Error for ResetError {}
+
+/// An invalid arena configuration, returned by the builders.
+///
+/// ```
+/// use bumper::{Arena, ConfigError};
+///
+/// let err = Arena::builder().capacity_limit(1024).build().unwrap_err();
+/// assert!(matches!(err, ConfigError::CapacityTooSmall { .. }));
+/// println!("{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The capacity limit cannot hold even the arena's first chunk.
+    CapacityTooSmall {
+        /// The limit that was asked for.
+        requested: usize,
+        /// The smallest limit accepted.
+        minimum: usize,
+    },
+    /// The chunk size is not a power of two in the accepted range.
+    InvalidChunkSize {
+        /// The size that was asked for.
+        requested: usize,
+        /// Smallest accepted size.
+        minimum: usize,
+        /// Largest accepted size.
+        maximum: usize,
+    },
+    /// The thread limit of a locked arena is zero or too large.
+    InvalidMaxThreads {
+        /// The limit that was asked for.
+        requested: usize,
+        /// Largest accepted limit.
+        maximum: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::CapacityTooSmall { requested, minimum } => write!(
+                f,
+                "bumper: capacity limit of {requested} bytes is too small; an arena needs at least \
+                 {minimum} bytes (one chunk)"
+            ),
+            ConfigError::InvalidChunkSize {
+                requested,
+                minimum,
+                maximum,
+            } => write!(
+                f,
+                "bumper: chunk size {requested} is invalid; use a power of two from {minimum} to {maximum}"
+            ),
+            ConfigError::InvalidMaxThreads { requested, maximum } => write!(
+                f,
+                "bumper: max_threads({requested}) is invalid; use 1 to {maximum}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,107 @@
+//! # bumper
+//!
+//! Transparent, scoped bump allocation for all code, not just code that
+//! knows about arenas.
+//!
+//! Install [`Bumper`] as the `#[global_allocator]`. Inside
+//! [`with_bumper(&arena, || ...)`](with_bumper), every allocation the
+//! current thread makes (std collections, `serde_json`, `ndarray`, anything)
+//! is bump-allocated from `arena`. [`Arena::no_escape`] and checkpoints then
+//! hand it all back at once. Outside a region, calls go to an inner
+//! allocator (the system allocator, mimalloc, ...).
+//!
+//! ```
+//! use bumper::{measure, with_bumper, Arena, Bumper};
+//!
+//! #[global_allocator]
+//! static GLOBAL: Bumper = Bumper::system();
+//!
+//! fn work(data: &[f64]) -> f64 {
+//!     let doubled: Vec<f64> = data.iter().map(|x| 2.0 * x).collect();
+//!     doubled.iter().sum()
+//! }
+//!
+//! let data = vec![1.0; 100_000];
+//! let arena = Arena::new();
+//! let (sum, m) = measure(|| with_bumper(&arena, || arena.no_escape(|| work(&data))));
+//! assert_eq!(sum, 200_000.0);
+//! assert_eq!(m.inner_calls, 0); // nothing reached the system allocator
+//! ```
+//!
+//! ## Soundness
+//!
+//! Safe code cannot cause undefined behaviour through bumper:
+//!
+//! * `dealloc` and `realloc` are routed by who owns the pointer (one address
+//!   comparison), never by which region is active. A heap block stays on the
+//!   heap; an arena block is handled by its arena from any thread, at any
+//!   time, even after the arena was dropped.
+//! * A reset reclaims memory only if every block allocated since the
+//!   checkpoint has been freed. Otherwise the memory still in use is an
+//!   *escape*: it stays valid, is never reused, is counted, and the arena's
+//!   [`EscapePolicy`] decides how loudly to report it.
+//! * The allocation path never allocates, never unwinds and never waits on
+//!   a lock that code running under it could hold.
+//!
+//! ## Layout
+//!
+//! | module | job |
+//! |---|---|
+//! | `space` | the process-wide address reservation, chunks, and the ownership test |
+//! | `lane` | one thread's bump allocator with live-block accounting |
+//! | `arena_core` | an arena's lanes, checkpoint list and life cycle |
+//! | `arena` | the public [`Arena`], [`LockedArena`], builder and [`Checkpoint`] |
+//! | `scope` | the thread-local route and [`with_bumper`] |
+//! | `shim` | the [`Bumper`] global allocator |
+//! | `stats`, `report`, `error` | counters, reset reports, escape policy, errors |
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod arena;
+mod arena_core;
+mod error;
+mod lane;
+mod report;
+mod scope;
+mod shim;
+mod space;
+mod spin;
+mod stats;
+mod sys;
+
+pub use arena::{Arena, ArenaBuilder, BumpArena, Checkpoint, LockedArena};
+pub use error::{ConfigError, ResetError};
+pub use report::{EscapePolicy, ResetReport};
+pub use scope::with_bumper;
+pub use shim::Bumper;
+pub use space::{SpaceError, SpaceStats};
+pub use stats::{ArenaStats, Bytes, Measurement, measure};
+
+/// Sets the size of the address-space reservation that all arenas share
+/// (default 64 GiB of address space; nothing is committed until used). Must
+/// be called before the first arena is created. The environment variable
+/// `BUMPER_RESERVE` (e.g. `4G`) does the same without code.
+///
+/// If the reservation is too small for the work, arenas spill to the inner
+/// allocator; nothing fails.
+///
+/// ```
+/// // In a fresh process, before any arena exists:
+/// let _ = bumper::configure_address_space(1 << 30);
+/// ```
+pub fn configure_address_space(bytes: usize) -> Result<(), SpaceError> {
+    space::configure(bytes)
+}
+
+/// Process-wide figures about the address space shared by all arenas.
+///
+/// ```
+/// let arena = bumper::Arena::new();
+/// let s = bumper::space_stats();
+/// assert!(s.in_use >= 64 * 1024); // the arena's first chunk
+/// # drop(arena);
+/// ```
+pub fn space_stats() -> SpaceStats {
+    space::stats()
+}

@@ -1,0 +1,173 @@
+//! What a reset reports, and what happens when memory escapes.
+
+use core::fmt;
+
+/// What an arena does when a reset (or the arena's drop) finds memory that
+/// is still in use: an *escape*.
+///
+/// Whatever the policy, escaped memory is never overwritten: the live blocks
+/// stay valid, are not reused, and are counted in [`ArenaStats`](crate::ArenaStats).
+/// The policy only decides how loudly the escape is reported.
+///
+/// ```
+/// use bumper::{Arena, EscapePolicy};
+///
+/// let strict = Arena::builder().escape_policy(EscapePolicy::Panic).build().unwrap();
+/// assert_eq!(strict.escape_policy(), EscapePolicy::Panic);
+/// assert_eq!(Arena::new().escape_policy(), EscapePolicy::Keep);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapePolicy {
+    /// Keep escaped memory valid and unused, count it, and carry on. The
+    /// default.
+    #[default]
+    Keep,
+    /// Keep escaped memory valid, then panic with a message naming what
+    /// escaped and how to fix it. Nothing panics while the thread is already
+    /// panicking; the escape is then only counted.
+    Panic,
+    /// Keep escaped memory valid, print the message and abort the process.
+    Abort,
+}
+
+/// What a reset did: how many bytes it made reusable and what it had to
+/// keep because it was still in use.
+///
+/// ```
+/// use bumper::{with_bumper, Arena};
+///
+/// let arena = Arena::new();
+/// let cp = arena.checkpoint();
+/// let kept = with_bumper(&arena, || vec![1u8; 100]); // escapes the checkpoint
+/// let report = arena.reset_to(cp);
+/// assert_eq!(report.escaped_blocks, 1);
+/// assert!(!report.is_clean());
+/// assert_eq!(kept, vec![1u8; 100]); // still intact
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResetReport {
+    /// Bytes made available for reuse.
+    pub reclaimed_bytes: u64,
+    /// Blocks allocated after the checkpoint that were still live.
+    pub escaped_blocks: u64,
+    /// Bytes (rounded to 8) of those blocks.
+    pub escaped_bytes: u64,
+    /// Lanes of a [`LockedArena`](crate::LockedArena) that another thread was
+    /// using inside a region, and which were therefore not reset.
+    pub busy_lanes: u32,
+    /// Newer checkpoints of *other* threads that were still active, so
+    /// nothing was reset (a locked arena reset while other threads run their
+    /// own `no_escape` blocks).
+    pub concurrent_checkpoints: u32,
+    /// The checkpoint was taken deeper than bumper tracks (more than 64
+    /// active at once), so nothing was reclaimed.
+    pub untracked: bool,
+}
+
+impl ResetReport {
+    /// True if everything since the checkpoint was reclaimed.
+    pub fn is_clean(&self) -> bool {
+        !self.escaped() && !self.untracked
+    }
+
+    /// True if memory that was still in use had to be kept.
+    pub fn escaped(&self) -> bool {
+        self.escaped_blocks > 0 || self.busy_lanes > 0 || self.concurrent_checkpoints > 0
+    }
+}
+
+impl fmt::Display for ResetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reclaimed {}", crate::stats::Bytes(self.reclaimed_bytes))?;
+        if self.escaped_blocks > 0 {
+            write!(
+                f,
+                ", kept {} escaped block(s) ({})",
+                self.escaped_blocks,
+                crate::stats::Bytes(self.escaped_bytes)
+            )?;
+        }
+        if self.busy_lanes > 0 {
+            write!(
+                f,
+                ", skipped {} lane(s) in use by other threads",
+                self.busy_lanes
+            )?;
+        }
+        if self.concurrent_checkpoints > 0 {
+            write!(
+                f,
+                ", reset nothing: {} newer checkpoint(s) of other threads active",
+                self.concurrent_checkpoints
+            )?;
+        }
+        if self.untracked {
+            f.write_str(", reset nothing: checkpoint nested too deep to track")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where an escape was found, for the message.
+#[derive(Clone, Copy)]
+pub(crate) enum EscapeSite {
+    Reset,
+    NoEscape,
+    Drop,
+}
+
+/// Builds the escape message.
+pub(crate) fn escape_message(site: EscapeSite, arena: u64, r: &ResetReport) -> String {
+    let what = match site {
+        EscapeSite::Reset => "reset",
+        EscapeSite::NoEscape => "the end of a `no_escape` block",
+        EscapeSite::Drop => "drop",
+    };
+    let mut msg = format!("bumper: memory escaped arena #{arena} at {what}: ");
+    if r.escaped_blocks > 0 {
+        msg += &format!(
+            "{} block(s) ({}) allocated since the checkpoint are still in use \
+             (returned from the block, stored in an outer collection or a global, or leaked). ",
+            r.escaped_blocks,
+            crate::stats::Bytes(r.escaped_bytes)
+        );
+    }
+    if r.busy_lanes > 0 {
+        msg += &format!(
+            "{} lane(s) were in use by other threads inside a region of this arena. ",
+            r.busy_lanes
+        );
+    }
+    if r.concurrent_checkpoints > 0 {
+        msg += &format!(
+            "{} newer checkpoint(s) of other threads were active, so nothing was reset. ",
+            r.concurrent_checkpoints
+        );
+    }
+    msg += "The memory was kept valid and will not be reused. Fix: copy results into memory \
+            allocated outside the region (before `with_bumper`), or move the checkpoint outward \
+            (for a LockedArena, reset only after the threads using it have finished).";
+    msg
+}
+
+/// Applies `policy` to an escape. Called only from user-facing methods,
+/// never from the allocator path.
+pub(crate) fn handle_escape(policy: EscapePolicy, site: EscapeSite, arena: u64, r: &ResetReport) {
+    if !r.escaped() {
+        return;
+    }
+    match policy {
+        EscapePolicy::Keep => {}
+        EscapePolicy::Panic => {
+            if !std::thread::panicking() {
+                panic!("{}", escape_message(site, arena, r));
+            }
+        }
+        EscapePolicy::Abort => {
+            let msg = escape_message(site, arena, r);
+            crate::sys::write_stderr(msg.as_bytes());
+            crate::sys::write_stderr(b"\n");
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Counters and reports: per arena ([`ArenaStats`]) and per measured closure
+//! ([`measure`]).
+
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use crate::scope;
+
+/// A byte count that prints in binary units (`1.50 KiB`).
+///
+/// ```
+/// assert_eq!(bumper::Bytes(1536).to_string(), "1.50 KiB");
+/// assert_eq!(bumper::Bytes(800).to_string(), "800 bytes");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        let n = self.0;
+        if n < 1024 {
+            return write!(f, "{n} bytes");
+        }
+        let mut v = n as f64 / 1024.0;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{v:.2} {}", UNITS[unit])
+    }
+}
+
+/// A snapshot of what an arena has done, from
+/// [`Arena::stats`](crate::Arena::stats) or
+/// [`LockedArena::stats`](crate::LockedArena::stats).
+///
+/// Counts are exact for every lane not in use by another thread at the time
+/// of the snapshot; `busy_lanes` says how many were skipped (only their
+/// `allocations` and `bytes_allocated` are included).
+///
+/// ```
+/// use bumper::{with_bumper, Arena};
+///
+/// let arena = Arena::new();
+/// let v = with_bumper(&arena, || vec![0u8; 1000]);
+/// let s = arena.stats();
+/// assert_eq!(s.live_blocks, 1);
+/// assert_eq!(s.live_bytes, 1000);
+/// drop(v);
+/// assert_eq!(arena.stats().live_blocks, 0);
+/// println!("{}", arena.stats());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArenaStats {
+    /// The arena's id (also used in messages).
+    pub arena_id: u64,
+    /// Allocation requests the arena served (allocations and reallocations).
+    pub allocations: u64,
+    /// Bytes requested by those calls.
+    pub bytes_allocated: u64,
+    /// Bytes of arena memory in use now: everything below the bump pointers,
+    /// padding and escaped blocks included. A reset that reclaims everything
+    /// brings it back exactly to its value at the checkpoint.
+    pub bytes_in_use: u64,
+    /// Highest `bytes_in_use` seen (summed over lanes).
+    pub peak_bytes_in_use: u64,
+    /// Blocks handed out and not yet freed.
+    pub live_blocks: u64,
+    /// Bytes (rounded up to 8) of those blocks.
+    pub live_bytes: u64,
+    /// Requests made inside a region of this arena that went to the inner
+    /// allocator: past the capacity limit, when the address space ran out,
+    /// for alignments above 64 KiB, or when every lane was taken.
+    pub spills: u64,
+    /// Bytes requested by those spills.
+    pub spilled_bytes: u64,
+    /// Resets performed (explicit, `no_escape`, and checkpoint resets).
+    pub resets: u64,
+    /// Bytes made reusable by resets.
+    pub bytes_reclaimed: u64,
+    /// Resets that found memory still in use and kept it.
+    pub escapes: u64,
+    /// Blocks kept by those resets.
+    pub escaped_blocks: u64,
+    /// Bytes of those blocks.
+    pub escaped_bytes: u64,
+    /// Checkpoints taken while too many were active to track.
+    pub untracked_checkpoints: u64,
+    /// Bytes of chunk memory the arena holds (its retained capacity).
+    pub chunk_bytes: u64,
+    /// Number of chunks held.
+    pub chunks: u64,
+    /// The capacity limit, if any.
+    pub capacity_limit: Option<u64>,
+    /// Lanes (one per thread using the arena at once).
+    pub lanes: u32,
+    /// Lanes skipped because another thread was using them.
+    pub busy_lanes: u32,
+    /// Regions that found every lane taken and spilled everything.
+    pub lanes_exhausted: u64,
+    /// Checkpoints active right now.
+    pub active_checkpoints: u32,
+}
+
+impl fmt::Display for ArenaStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "arena #{}:", self.arena_id)?;
+        writeln!(
+            f,
+            "  served     {} calls, {}",
+            self.allocations,
+            Bytes(self.bytes_allocated)
+        )?;
+        writeln!(
+            f,
+            "  in use     {} (peak {}), {} live blocks ({})",
+            Bytes(self.bytes_in_use),
+            Bytes(self.peak_bytes_in_use),
+            self.live_blocks,
+            Bytes(self.live_bytes)
+        )?;
+        writeln!(
+            f,
+            "  resets     {} ({} reclaimed), {} with escapes ({} blocks, {})",
+            self.resets,
+            Bytes(self.bytes_reclaimed),
+            self.escapes,
+            self.escaped_blocks,
+            Bytes(self.escaped_bytes)
+        )?;
+        writeln!(
+            f,
+            "  spills     {} calls, {} to the inner allocator",
+            self.spills,
+            Bytes(self.spilled_bytes)
+        )?;
+        write!(
+            f,
+            "  capacity   {} in {} chunks",
+            Bytes(self.chunk_bytes),
+            self.chunks
+        )?;
+        if let Some(limit) = self.capacity_limit {
+            write!(f, " (limit {})", Bytes(limit))?;
+        }
+        if self.busy_lanes > 0 {
+            write!(
+                f,
+                "\n  note       {} lane(s) busy: their live counts are not included",
+                self.busy_lanes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What one closure allocated on the current thread: the Rust counterpart of
+/// the seed's `@time` line. Returned by [`measure`].
+///
+/// `inner_*` counts calls that reached the inner allocator (outside regions,
+/// or spilled from an arena); `arena_*` counts calls served by arenas.
+/// Allocations, zeroed allocations and reallocations each count as one call;
+/// frees are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Measurement {
+    /// Wall-clock time of the closure.
+    pub elapsed: Duration,
+    /// Calls that went to the inner allocator.
+    pub inner_calls: u64,
+    /// Bytes requested from the inner allocator.
+    pub inner_bytes: u64,
+    /// Calls served by arenas.
+    pub arena_calls: u64,
+    /// Bytes requested from arenas.
+    pub arena_bytes: u64,
+}
+
+impl fmt::Display for Measurement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.6} seconds (inner allocator: {} calls, {}; arena: {} calls, {})",
+            self.elapsed.as_secs_f64(),
+            self.inner_calls,
+            Bytes(self.inner_bytes),
+            self.arena_calls,
+            Bytes(self.arena_bytes)
+        )
+    }
+}
+
+/// Runs `f` and reports what it allocated on this thread, and where.
+///
+/// Needs [`Bumper`](crate::Bumper) as the global allocator to see anything.
+/// Measurements nest. Other threads are not counted.
+///
+/// ```
+/// use bumper::{measure, with_bumper, Arena, Bumper};
+///
+/// #[global_allocator]
+/// static GLOBAL: Bumper = Bumper::system();
+///
+/// let (_, plain) = measure(|| vec![0u8; 4096]);
+/// assert_eq!(plain.inner_calls, 1);
+///
+/// let arena = Arena::new();
+/// let (_, bumped) = measure(|| with_bumper(&arena, || arena.no_escape(|| vec![0u8; 4096].len())));
+/// assert_eq!(bumped.inner_calls, 0);
+/// assert_eq!(bumped.arena_calls, 1);
+/// println!("{bumped}");
+/// ```
+pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Measurement) {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            scope::end_measure();
+        }
+    }
+    let before = scope::totals();
+    scope::begin_measure();
+    let guard = Guard;
+    let start = Instant::now();
+    let r = f();
+    let elapsed = start.elapsed();
+    drop(guard);
+    let after = scope::totals();
+    let m = Measurement {
+        elapsed,
+        inner_calls: after.inner_calls.wrapping_sub(before.inner_calls),
+        inner_bytes: after.inner_bytes.wrapping_sub(before.inner_bytes),
+        arena_calls: after.arena_calls.wrapping_sub(before.arena_calls),
+        arena_bytes: after.arena_bytes.wrapping_sub(before.arena_bytes),
+    };
+    (r, m)
+}
