@@ -34,6 +34,8 @@ pub(crate) mod sealed {
 /// [`Arena`] or [`LockedArena`]. Sealed.
 ///
 /// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
 /// use bumper::{with_bumper, Arena, BumpArena, LockedArena};
 ///
 /// fn run_in<A: BumpArena>(arena: &A) -> usize {
@@ -105,8 +107,9 @@ unsafe impl Send for Arena {}
 /// let arena = LockedArena::new();
 /// let total: usize = arena.no_escape(|| {
 ///     std::thread::scope(|s| {
+///         let arena = &arena;
 ///         let handles: Vec<_> = (0..4)
-///             .map(|i| s.spawn(|| with_bumper(&arena, || vec![i; 1000].len())))
+///             .map(|i| s.spawn(move || with_bumper(arena, || vec![i; 1000].len())))
 ///             .collect();
 ///         handles.into_iter().map(|h| h.join().unwrap()).sum()
 ///     })
@@ -131,6 +134,8 @@ unsafe impl Sync for LockedArena {}
 /// are reset innermost first.
 ///
 /// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
 /// use bumper::{with_bumper, Arena};
 ///
 /// let arena = Arena::new();
@@ -365,6 +370,8 @@ macro_rules! arena_api {
             /// back in one step with [`reset_to`](Self::reset_to).
             ///
             /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
             #[doc = concat!("use bumper::{with_bumper, ", $name, "};")]
             #[doc = concat!("let arena = ", $name, "::new();")]
             /// let cp = arena.checkpoint();
@@ -391,6 +398,8 @@ macro_rules! arena_api {
             /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
             ///
             /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
             #[doc = concat!("use bumper::{with_bumper, ", $name, "};")]
             #[doc = concat!("let arena = ", $name, "::new();")]
             /// let cp = arena.checkpoint();
@@ -437,6 +446,8 @@ macro_rules! arena_api {
             /// escape under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
             ///
             /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
             #[doc = concat!("use bumper::{with_bumper, ", $name, "};")]
             #[doc = concat!("let arena = ", $name, "::new();")]
             /// for _ in 0..10 {
@@ -520,6 +531,8 @@ macro_rules! arena_api {
             /// A snapshot of the arena's counters.
             ///
             /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
             #[doc = concat!("use bumper::{with_bumper, ", $name, "};")]
             #[doc = concat!("let arena = ", $name, "::new();")]
             /// let b = with_bumper(&arena, || Box::new([0u8; 64]));

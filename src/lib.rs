@@ -94,6 +94,26 @@ pub fn configure_address_space(bytes: usize) -> Result<(), SpaceError> {
     space::configure(bytes)
 }
 
+/// Whether `ptr` points into memory that belongs to an arena (as opposed to
+/// the inner allocator). One comparison; the same test that routes every
+/// `dealloc` and `realloc`.
+///
+/// ```
+/// use bumper::{is_arena_pointer, with_bumper, Arena, Bumper};
+///
+/// #[global_allocator]
+/// static GLOBAL: Bumper = Bumper::system();
+///
+/// let arena = Arena::new();
+/// let on_heap = Box::new(1);
+/// let in_arena = with_bumper(&arena, || Box::new(2));
+/// assert!(!is_arena_pointer(&*on_heap));
+/// assert!(is_arena_pointer(&*in_arena));
+/// ```
+pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
+    space::owns(ptr.cast())
+}
+
 /// Process-wide figures about the address space shared by all arenas.
 ///
 /// ```

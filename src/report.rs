@@ -34,6 +34,8 @@ pub enum EscapePolicy {
 /// keep because it was still in use.
 ///
 /// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
 /// use bumper::{with_bumper, Arena};
 ///
 /// let arena = Arena::new();

@@ -41,6 +41,8 @@ impl fmt::Display for Bytes {
 /// `allocations` and `bytes_allocated` are included).
 ///
 /// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
 /// use bumper::{with_bumper, Arena};
 ///
 /// let arena = Arena::new();

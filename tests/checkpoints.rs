@@ -1,0 +1,290 @@
+//! Issue 2, behaviour 3 (checkpoints and resets) and misuse of checkpoints.
+
+// These tests exist to allocate: `vec!` is deliberate.
+#![allow(clippy::useless_vec)]
+
+mod common;
+counting_shim!();
+
+use bumper::{Arena, LockedArena, ResetError, is_arena_pointer, with_bumper};
+use common::count_inner;
+
+#[test]
+fn nested_no_escape_blocks() {
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        let outer = vec![1u64; 100];
+        let in_use_0 = arena.stats().bytes_in_use;
+        let total = arena.no_escape(|| {
+            let a = vec![2u64; 1000];
+            let in_use_1 = arena.stats().bytes_in_use;
+            let inner = arena.no_escape(|| {
+                let b = vec![3u64; 10_000];
+                let c: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+                b.iter().sum::<u64>() + c.len() as u64
+            });
+            assert_eq!(
+                arena.stats().bytes_in_use,
+                in_use_1,
+                "inner reset was not exact"
+            );
+            assert_eq!(arena.stats().live_blocks, 2); // outer, a
+            inner + a.iter().sum::<u64>()
+        });
+        assert_eq!(
+            arena.stats().bytes_in_use,
+            in_use_0,
+            "outer reset was not exact"
+        );
+        assert_eq!(arena.stats().live_blocks, 1);
+        assert_eq!(total, 30_000 + 100 + 2000);
+        assert_eq!(outer.iter().sum::<u64>(), 100);
+    });
+    let s = arena.stats();
+    assert_eq!((s.resets, s.escapes, s.live_blocks), (2, 0, 0));
+}
+
+#[test]
+fn the_same_memory_is_reused_by_every_iteration() {
+    let arena = Arena::new();
+    let mut first: Option<(usize, usize)> = None;
+    let ((), inner) = count_inner(|| {
+        with_bumper(&arena, || {
+            for i in 0..100u32 {
+                arena.no_escape(|| {
+                    let a = vec![i; 5000];
+                    let b = vec![i as u8; 300_000]; // needs a second chunk
+                    let addrs = (a.as_ptr() as usize, b.as_ptr() as usize);
+                    match first {
+                        None => first = Some(addrs),
+                        Some(f) => assert_eq!(f, addrs, "iteration {i} did not reuse memory"),
+                    }
+                    assert!(b.iter().all(|&x| x == i as u8) && a.iter().all(|&x| x == i));
+                    // `a` is dropped after `b`, so it is not at the tip: the
+                    // reset, not a tip free, hands it back.
+                    drop(b);
+                });
+            }
+        })
+    });
+    assert_eq!(inner.allocs, 0);
+    let s = arena.stats();
+    assert_eq!(
+        (s.resets, s.escapes, s.live_blocks, s.bytes_in_use),
+        (100, 0, 0, 0)
+    );
+}
+
+#[test]
+fn an_escape_in_the_first_iteration_does_not_stop_later_reuse() {
+    // Like a lazy global first touched inside the loop: the first iteration
+    // leaks one block; every later iteration reuses the memory above it.
+    let arena = Arena::new();
+    let mut seen = Vec::with_capacity(50);
+    let mut leaked: Option<&'static mut [u8]> = None;
+    with_bumper(&arena, || {
+        for i in 0..50u8 {
+            let addr = arena.no_escape(|| {
+                if leaked.is_none() {
+                    leaked = Some(Box::leak(vec![0xEEu8; 4000].into_boxed_slice()));
+                }
+                let work = vec![i; 20_000];
+                assert!(work.iter().all(|&x| x == i));
+                work.as_ptr() as usize
+            });
+            seen.push(addr);
+        }
+    });
+    assert!(
+        seen[1..].iter().all(|&a| a == seen[1]),
+        "later iterations did not reuse memory"
+    );
+    let leaked = leaked.unwrap();
+    assert!(
+        leaked.iter().all(|&x| x == 0xEE),
+        "the escaped block was overwritten"
+    );
+    let s = arena.stats();
+    assert_eq!(s.escapes, 1);
+    assert_eq!(s.escaped_blocks, 1);
+    assert_eq!(s.live_blocks, 1);
+}
+
+#[test]
+fn bytes_in_use_return_exactly_to_the_checkpoint() {
+    let arena = Arena::new();
+    let keep = with_bumper(&arena, || vec![0u8; 12_345]);
+    let base = arena.stats();
+    for size in [1usize, 7, 8, 9, 100, 4096, 70_000, 1 << 20, 5 << 20] {
+        let cp = arena.checkpoint();
+        let held = with_bumper(&arena, || {
+            let v: Vec<Vec<u8>> = (0..10).map(|i| vec![i as u8; size]).collect();
+            v.iter().map(|x| x.len()).sum::<usize>()
+        });
+        assert_eq!(held, 10 * size);
+        let r = arena.reset_to(cp);
+        assert!(r.is_clean(), "{r}");
+        let s = arena.stats();
+        assert_eq!(s.bytes_in_use, base.bytes_in_use, "size {size}");
+        assert_eq!(s.live_blocks, base.live_blocks);
+        assert_eq!(s.live_bytes, base.live_bytes);
+    }
+    drop(keep);
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn reset_reclaims_whole_chunks_and_reuses_them() {
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        arena.no_escape(|| {
+            let blocks: Vec<Vec<u8>> = (0..64).map(|_| vec![1u8; 100_000]).collect();
+            assert!(blocks.iter().all(|b| is_arena_pointer(b.as_ptr())));
+        });
+    });
+    let after_first = arena.stats();
+    assert_eq!(after_first.bytes_in_use, 0);
+    let chunk_bytes = after_first.chunk_bytes;
+    for _ in 0..10 {
+        with_bumper(&arena, || {
+            arena.no_escape(|| {
+                let blocks: Vec<Vec<u8>> = (0..64).map(|_| vec![2u8; 100_000]).collect();
+                assert_eq!(blocks.len(), 64);
+            });
+        });
+    }
+    assert_eq!(
+        arena.stats().chunk_bytes,
+        chunk_bytes,
+        "the arena kept growing"
+    );
+}
+
+#[test]
+fn checkpoint_from_another_arena_is_an_error() {
+    let a = Arena::new();
+    let b = Arena::new();
+    let cp = a.checkpoint();
+    let err = b.try_reset_to(cp).unwrap_err();
+    assert_eq!(
+        err,
+        ResetError::WrongArena {
+            checkpoint_arena: a.id(),
+            arena: b.id()
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("can only reset the arena it was taken on")
+    );
+    // `a` is unaffected: its checkpoint was discarded, so a full reset works.
+    assert!(a.try_reset().is_ok());
+}
+
+#[test]
+#[should_panic(expected = "a checkpoint can only reset the arena it was taken on")]
+fn reset_to_panics_on_a_foreign_checkpoint() {
+    let a = LockedArena::new();
+    let b = LockedArena::new();
+    b.reset_to(a.checkpoint());
+}
+
+#[test]
+fn out_of_order_reset_is_an_error_and_leaves_memory_valid() {
+    let arena = Arena::new();
+    let outer = arena.checkpoint();
+    let v = with_bumper(&arena, || vec![5u8; 1000]);
+    let inner = arena.checkpoint();
+    let w = with_bumper(&arena, || vec![6u8; 1000]);
+    let err = arena.try_reset_to(outer).unwrap_err();
+    assert_eq!(err, ResetError::OutOfOrder { newer: 1 });
+    assert!(err.to_string().contains("out-of-order reset"));
+    // Nothing was reclaimed; both vectors are intact.
+    assert!(v.iter().all(|&x| x == 5) && w.iter().all(|&x| x == 6));
+    drop(w);
+    assert!(arena.reset_to(inner).is_clean());
+    drop(v);
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+#[should_panic(expected = "out-of-order reset")]
+fn reset_with_an_active_checkpoint_panics() {
+    let arena = Arena::new();
+    let _cp = arena.checkpoint();
+    arena.reset();
+}
+
+#[test]
+fn dropping_a_checkpoint_discards_it() {
+    let arena = Arena::new();
+    let outer = arena.checkpoint();
+    let inner = arena.checkpoint();
+    let v = with_bumper(&arena, || vec![1u8; 100]);
+    drop(inner); // discarded: its allocations now belong to `outer`
+    assert_eq!(arena.stats().active_checkpoints, 1);
+    drop(v);
+    let r = arena.reset_to(outer);
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn forgotten_checkpoint_makes_outer_resets_fail_loudly_not_unsafely() {
+    let arena = Arena::new();
+    let outer = arena.checkpoint();
+    std::mem::forget(arena.checkpoint());
+    let v = with_bumper(&arena, || vec![9u8; 64]);
+    assert!(matches!(
+        arena.try_reset_to(outer),
+        Err(ResetError::OutOfOrder { newer: 1 })
+    ));
+    assert!(v.iter().all(|&x| x == 9));
+}
+
+#[test]
+fn deep_nesting_beyond_the_tracked_limit_is_safe() {
+    let arena = Arena::new();
+    fn recurse(arena: &Arena, depth: usize, out: &mut Vec<usize>) {
+        if depth == 0 {
+            return;
+        }
+        arena.no_escape(|| {
+            let v = vec![depth; 10];
+            recurse(arena, depth - 1, out);
+            out.push(v.iter().sum());
+        });
+    }
+    let mut out = Vec::with_capacity(100); // outside the region: heap
+    with_bumper(&arena, || recurse(&arena, 100, &mut out));
+    assert_eq!(out.len(), 100);
+    assert!(out.iter().enumerate().all(|(i, &s)| s == (i + 1) * 10));
+    let s = arena.stats();
+    assert_eq!(s.live_blocks, 0);
+    assert!(s.untracked_checkpoints > 0);
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn reset_cost_does_not_depend_on_allocation_count() {
+    // Not a timing test (those live in benches/): a reset only consults the
+    // per-segment counters, so after a million allocations, freed in an order
+    // that defeats tip rewinding, one reset hands everything back.
+    let arena = Arena::new();
+    let cp = arena.checkpoint();
+    with_bumper(&arena, || {
+        let mut v: Vec<Box<u64>> = (0..1_000_000).map(Box::new).collect();
+        assert_eq!(*v[999_999], 999_999);
+        v.reverse(); // drop the oldest box first
+    });
+    let before = arena.stats();
+    assert_eq!(before.live_blocks, 0);
+    assert!(before.bytes_in_use >= 8_000_000);
+    let r = arena.reset_to(cp);
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.reclaimed_bytes, before.bytes_in_use);
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
