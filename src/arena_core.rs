@@ -82,6 +82,7 @@ pub(crate) struct Counters {
     escapes: AtomicU64,
     escaped_blocks: AtomicU64,
     escaped_bytes: AtomicU64,
+    contended: AtomicU64,
     untracked: AtomicU64,
     lanes_exhausted: AtomicU64,
 }
@@ -457,6 +458,9 @@ impl ArenaCore {
                 .fetch_add(r.escaped_blocks, Ordering::Relaxed);
             c.escaped_bytes
                 .fetch_add(r.escaped_bytes, Ordering::Relaxed);
+            if r.busy_lanes > 0 || r.concurrent_checkpoints > 0 {
+                c.contended.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if r.untracked {
             c.untracked.fetch_add(1, Ordering::Relaxed);
@@ -520,6 +524,7 @@ impl ArenaCore {
             escapes: load(&c.escapes),
             escaped_blocks: load(&c.escaped_blocks),
             escaped_bytes: load(&c.escaped_bytes),
+            contended_resets: load(&c.contended),
             untracked_checkpoints: load(&c.untracked),
             chunk_bytes: self.held.load(Ordering::Relaxed) as u64,
             chunks: sum.chunks,

@@ -520,10 +520,39 @@ impl Lane {
                     self.hw.set(bump);
                 }
                 self.bump.store(ptr, Ordering::Relaxed);
+                if ptr == self.top_floor.get() {
+                    self.retreat();
+                }
             }
             return true;
         }
         false
+    }
+
+    /// The current chunk became empty through frees at the tip: if the top
+    /// segment extends into the previous chunk, continue there, and keep this
+    /// chunk as a spare. Without this, a loop that frees everything it
+    /// allocates but never resets would take a new chunk every time it
+    /// crossed a chunk boundary.
+    #[cold]
+    fn retreat(&self) {
+        let chunk = self.chunk.get();
+        // SAFETY: the current chunk and its predecessor belong to this lane.
+        unsafe {
+            let prev = (*chunk).prev.get();
+            if prev.is_null()
+                || self.bump.load(Ordering::Relaxed) != ChunkHeader::data(chunk)
+                || self.top_start.get() > (*chunk).base_pos.get()
+            {
+                return;
+            }
+            self.note_high_water();
+            (*chunk).fill.set((*chunk).start.get());
+            (*chunk).prev.set(self.spare.get());
+            self.spare.set(chunk);
+            self.enter_chunk(prev, (*prev).fill.get());
+        }
+        self.refresh_floor();
     }
 
     /// Frees a block of this lane from the owning thread.

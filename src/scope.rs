@@ -233,6 +233,11 @@ impl Drop for RegionGuard<'_> {
 /// anywhere. To hand memory back in bulk, use
 /// [`Arena::no_escape`](crate::Arena::no_escape) or checkpoints.
 ///
+/// What counts is where memory is *allocated*: a `Vec` created with capacity
+/// before the region stays on the heap when it grows inside it, but an empty
+/// `Vec::new()` has no allocation yet, so its first push inside the region
+/// allocates in the arena.
+///
 /// Only the calling thread is affected: threads it spawns allocate from the
 /// inner allocator unless they enter a region themselves (a
 /// [`LockedArena`](crate::LockedArena) can be shared by many threads).

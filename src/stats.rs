@@ -80,14 +80,21 @@ pub struct ArenaStats {
     pub spilled_bytes: u64,
     /// Resets performed (explicit, `no_escape`, and checkpoint resets).
     pub resets: u64,
-    /// Bytes made reusable by resets.
+    /// Bytes the resets moved the bump pointers back over. Memory freed at
+    /// the tip (the most recent block) is handed back by the free itself and
+    /// is not counted here, so a clean reset may reclaim less than was used.
     pub bytes_reclaimed: u64,
-    /// Resets that found memory still in use and kept it.
+    /// Resets (and drops) that found memory still in use and kept it.
     pub escapes: u64,
     /// Blocks kept by those resets.
     pub escaped_blocks: u64,
     /// Bytes of those blocks.
     pub escaped_bytes: u64,
+    /// Of the `escapes`, those caused by other threads rather than by live
+    /// blocks: lanes in use inside another thread's region, or newer
+    /// checkpoints of other threads (a `LockedArena` reset while other
+    /// threads still use it).
+    pub contended_resets: u64,
     /// Checkpoints taken while too many were active to track.
     pub untracked_checkpoints: u64,
     /// Bytes of chunk memory the arena holds (its retained capacity).
@@ -125,12 +132,13 @@ impl fmt::Display for ArenaStats {
         )?;
         writeln!(
             f,
-            "  resets     {} ({} reclaimed), {} with escapes ({} blocks, {})",
+            "  resets     {} ({} reclaimed), {} with escapes ({} blocks, {}; {} contended)",
             self.resets,
             Bytes(self.bytes_reclaimed),
             self.escapes,
             self.escaped_blocks,
-            Bytes(self.escaped_bytes)
+            Bytes(self.escaped_bytes),
+            self.contended_resets
         )?;
         writeln!(
             f,
