@@ -134,7 +134,7 @@ impl ArenaCore {
             home = space::acquire(want, ptr::null_mut());
         }
         let (core_ptr, lane0, map_len) = if !home.is_null() {
-            let base = home as usize;
+            let base = home.cast::<u8>();
             // SAFETY: `home` is a fresh chunk owned by this function.
             unsafe {
                 (*home).start.set(meta);
@@ -142,8 +142,8 @@ impl ArenaCore {
                 (*home).clean_from.set(clean);
             }
             (
-                (base + HEADER) as *mut ArenaCore,
-                (base + HEADER + core_size) as *mut Lane,
+                base.wrapping_add(HEADER).cast::<ArenaCore>(),
+                base.wrapping_add(HEADER + core_size).cast::<Lane>(),
                 0,
             )
         } else {
@@ -156,7 +156,7 @@ impl ArenaCore {
             }
             (
                 m.cast::<ArenaCore>(),
-                (m as usize + core_size) as *mut Lane,
+                m.wrapping_add(core_size).cast::<Lane>(),
                 len,
             )
         };
@@ -311,7 +311,7 @@ impl ArenaCore {
                 let clean = (*home).clean_from.get().max(start);
                 (*home).clean_from.set(clean);
             }
-            (home as usize + HEADER) as *mut Lane
+            home.cast::<u8>().wrapping_add(HEADER).cast::<Lane>()
         } else {
             let m = sys::map(LANE_MAP_LEN);
             if m.is_null() {
@@ -488,8 +488,6 @@ impl ArenaCore {
             let claim = lane.try_claim(tid);
             if claim == Claim::Busy {
                 busy += 1;
-                sum.allocs += lane.allocs();
-                sum.bytes += lane.bytes_requested();
                 continue;
             }
             let s = lane.stats();

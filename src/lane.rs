@@ -34,7 +34,7 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -48,7 +48,7 @@ pub(crate) const MAX_ALIGN: usize = space::SLAB;
 /// Growth of a lane's chunks stops doubling at this size.
 const MAX_CHUNK: usize = 64 << 20;
 /// Value of `remote` once the arena has been dropped.
-const CLOSED: usize = 1;
+const CLOSED: *mut u8 = ptr::without_provenance_mut(1);
 
 /// Rounds a block size up to the 8-byte granule every block occupies.
 #[inline(always)]
@@ -105,10 +105,9 @@ pub(crate) enum Claim {
 
 #[repr(C, align(128))]
 pub(crate) struct Lane {
-    // ---- hot: touched by every allocation (owner only) ----
-    /// Next free byte. Atomic only so that statistics may read it from other
-    /// threads; the owner uses relaxed loads and stores (plain moves).
-    bump: AtomicUsize,
+    // ---- hot: touched by every allocation or free (owner only) ----
+    /// Next free byte; null when the lane has no chunk.
+    bump: Cell<*mut u8>,
     /// End of the current chunk; 0 when there is none.
     limit: Cell<usize>,
     /// Blocks in the current chunk at or above this address belong to the
@@ -116,12 +115,15 @@ pub(crate) struct Lane {
     top_floor: Cell<usize>,
     top_live: Cell<u64>,
     top_bytes: Cell<u64>,
+    /// Allocation requests served (allocations and reallocations).
+    allocs: Cell<u64>,
+    /// Bytes requested by those calls.
+    bytes: Cell<u64>,
     /// Highest value `bump` had before it last moved down in this chunk.
     hw: Cell<usize>,
-    /// Allocation requests served (allocations and reallocations).
-    allocs: AtomicU64,
-    /// Bytes requested by those calls.
-    bytes: AtomicU64,
+    /// First data byte of the current chunk if a free there should move the
+    /// lane back to the previous chunk (see [`Lane::retreat`]); else 0.
+    retreat_at: Cell<usize>,
 
     // ---- warm: slow paths (owner only) ----
     chunk: Cell<*mut ChunkHeader>,
@@ -140,12 +142,13 @@ pub(crate) struct Lane {
     spare: Cell<*mut ChunkHeader>,
     /// Size of the next chunk to ask the space for.
     next_chunk: Cell<usize>,
-    peak: AtomicU64,
+    peak: Cell<u64>,
     segs: UnsafeCell<[Segment; MAX_SEGS]>,
 
     // ---- shared ----
     owner: CachePadded<AtomicU64>,
-    remote: CachePadded<AtomicUsize>,
+    /// Blocks freed by other threads, linked through their own memory.
+    remote: CachePadded<AtomicPtr<u8>>,
 
     // ---- immutable after construction ----
     core: *const ArenaCore,
@@ -156,10 +159,11 @@ pub(crate) struct Lane {
     spill_only: bool,
 }
 
-// SAFETY: the owner-only fields are accessed only by the thread that holds
-// the claim (see the module docs); the claim is transferred with
-// acquire/release operations on `owner`. The fields other threads touch
-// (`owner`, `remote`, `allocs`, `bytes`, `bump`, `peak`) are atomics.
+// SAFETY: the owner-only fields (every `Cell` and the segment stack) are
+// accessed only by the thread that holds the claim (see the module docs); the
+// claim is transferred with acquire/release operations on `owner`. The fields
+// other threads touch (`owner`, `remote`) are atomics. The spill-only lanes
+// that several threads may use at once are never written through the `Cell`s.
 unsafe impl Sync for Lane {}
 // SAFETY: as above; a lane has no thread affinity beyond its claim.
 unsafe impl Send for Lane {}
@@ -168,14 +172,15 @@ impl Lane {
     /// A lane with no memory yet.
     pub(crate) const fn new(core: *const ArenaCore, first_chunk: usize, spill_only: bool) -> Lane {
         Lane {
-            bump: AtomicUsize::new(0),
+            bump: Cell::new(ptr::null_mut()),
             limit: Cell::new(0),
             top_floor: Cell::new(0),
             top_live: Cell::new(0),
             top_bytes: Cell::new(0),
+            allocs: Cell::new(0),
+            bytes: Cell::new(0),
             hw: Cell::new(0),
-            allocs: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
+            retreat_at: Cell::new(0),
             chunk: Cell::new(ptr::null_mut()),
             entry_clean: Cell::new(0),
             top_start: Cell::new(0),
@@ -185,7 +190,7 @@ impl Lane {
             seen_gen: Cell::new(0),
             spare: Cell::new(ptr::null_mut()),
             next_chunk: Cell::new(first_chunk),
-            peak: AtomicU64::new(0),
+            peak: Cell::new(0),
             segs: UnsafeCell::new(
                 [Segment {
                     start: 0,
@@ -195,7 +200,7 @@ impl Lane {
                 }; MAX_SEGS],
             ),
             owner: CachePadded::new(AtomicU64::new(0)),
-            remote: CachePadded::new(AtomicUsize::new(0)),
+            remote: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             core,
             home: ptr::null_mut(),
             spill_only,
@@ -231,8 +236,17 @@ impl Lane {
 
     #[inline(always)]
     pub(crate) fn core(&self) -> &ArenaCore {
-        // SAFETY: the core outlives its lanes (it is destroyed last).
+        // SAFETY: the core outlives its lanes (it is destroyed last). Only
+        // lanes of an arena call this; the measuring stand-in has no core.
         unsafe { &*self.core }
+    }
+
+    /// The arena this lane belongs to; `None` for the stand-in lane that
+    /// routes counted calls to the inner allocator during `measure`.
+    #[inline]
+    pub(crate) fn core_opt(&self) -> Option<&ArenaCore> {
+        // SAFETY: as in `core`.
+        unsafe { self.core.as_ref() }
     }
 
     #[inline(always)]
@@ -279,35 +293,45 @@ impl Lane {
         &self.depth
     }
 
+    /// Requests served so far. Owner only.
     pub(crate) fn allocs(&self) -> u64 {
-        self.allocs.load(Ordering::Relaxed)
+        self.allocs.get()
     }
 
+    /// Bytes requested so far. Owner only.
     pub(crate) fn bytes_requested(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.bytes.get()
     }
 
     // ------------------------------------------------------------------
     // allocation (owner only)
     // ------------------------------------------------------------------
 
-    /// Bump-allocates `size` bytes aligned to `align` (a power of two no
-    /// larger than [`MAX_ALIGN`]). Returns null if the arena cannot provide
-    /// the memory; the caller spills to the inner allocator.
+    /// Bump-allocates `size` bytes aligned to `align` (a power of two) from
+    /// the current chunk. Returns null if they do not fit, or if `align` is
+    /// above [`MAX_ALIGN`]; the caller then takes [`Lane::alloc_slow`]
+    /// (which spills the latter). Owner only.
     #[inline(always)]
-    pub(crate) fn alloc(&self, size: usize, align: usize) -> *mut u8 {
-        let bump = self.bump.load(Ordering::Relaxed);
-        // `bump` is a user-space address (< 2^57) and `align <= MAX_ALIGN`,
-        // so neither sum can wrap.
-        let p = bump.wrapping_add(align - 1) & !(align - 1);
+    pub(crate) fn try_alloc(&self, size: usize, align: usize) -> *mut u8 {
+        let bump = self.bump.get();
+        // The bump pointer is always 8-aligned: smaller alignments need no
+        // padding. `bump` is a user-space address (< 2^57) and `size` at most
+        // `isize::MAX`, so none of the sums below can wrap.
+        let p = if align <= 8 {
+            bump
+        } else if align <= MAX_ALIGN {
+            bump.wrapping_add(bump.addr().wrapping_neg() & (align - 1))
+        } else {
+            return ptr::null_mut();
+        };
         let rs = round8(size);
         let end = p.wrapping_add(rs);
-        if end <= self.limit.get() && end >= p {
-            self.bump.store(end, Ordering::Relaxed);
+        if end.addr() <= self.limit.get() && !bump.is_null() {
+            self.bump.set(end);
             self.count_alloc(size, rs);
-            return p as *mut u8;
+            return p;
         }
-        self.alloc_slow(size, align)
+        ptr::null_mut()
     }
 
     #[inline(always)]
@@ -315,40 +339,30 @@ impl Lane {
         self.top_live.set(self.top_live.get().wrapping_add(1));
         self.top_bytes
             .set(self.top_bytes.get().wrapping_add(rs as u64));
-        self.allocs.store(
-            self.allocs.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        self.bytes.store(
-            self.bytes.load(Ordering::Relaxed).wrapping_add(size as u64),
-            Ordering::Relaxed,
-        );
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(size as u64));
     }
 
-    #[cold]
+    /// The slow path of [`Lane::alloc`]: catches up with checkpoints taken by
+    /// other threads, moves to a spare or new chunk, and allocates there.
     #[inline(never)]
-    fn alloc_slow(&self, size: usize, align: usize) -> *mut u8 {
-        if self.spill_only {
+    pub(crate) fn alloc_slow(&self, size: usize, align: usize) -> *mut u8 {
+        if self.spill_only || align > MAX_ALIGN {
             return ptr::null_mut();
         }
         let core = self.core();
         if self.seen_gen.get() != core.generation() {
             core.sync_lane(self);
         }
+        let p = self.try_alloc(size, align);
+        if !p.is_null() {
+            return p;
+        }
         if !self.refill(size, align) {
             return ptr::null_mut();
         }
-        let bump = self.bump.load(Ordering::Relaxed);
-        let p = bump.wrapping_add(align - 1) & !(align - 1);
-        let rs = round8(size);
-        let end = p.wrapping_add(rs);
-        if end > self.limit.get() || end < p {
-            // `refill` sized the chunk for this request; not reachable.
-            return ptr::null_mut();
-        }
-        self.bump.store(end, Ordering::Relaxed);
-        self.count_alloc(size, rs);
-        p as *mut u8
+        // `refill` sized the chunk for this request.
+        self.try_alloc(size, align)
     }
 
     /// Moves to a chunk with room for the request: a spare one if it fits,
@@ -404,7 +418,7 @@ impl Lane {
     fn enter_chunk(&self, chunk: *mut ChunkHeader, offset: usize) {
         let c = chunk as usize;
         self.chunk.set(chunk);
-        self.bump.store(c + offset, Ordering::Relaxed);
+        self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
         self.limit.set(ChunkHeader::end(chunk));
         // SAFETY: `chunk` is owned by this lane.
         let clean = unsafe { (*chunk).clean_from.get() };
@@ -417,7 +431,7 @@ impl Lane {
     fn leave_chunk(&self, chunk: *mut ChunkHeader) {
         self.note_high_water();
         let c = chunk as usize;
-        let bump = self.bump.load(Ordering::Relaxed);
+        let bump = self.bump.get().addr();
         // SAFETY: `chunk` is this lane's current chunk.
         unsafe {
             (*chunk).fill.set(bump - c);
@@ -431,7 +445,7 @@ impl Lane {
         if chunk.is_null() {
             return;
         }
-        let bump = self.bump.load(Ordering::Relaxed);
+        let bump = self.bump.get().addr();
         let hw = self.hw.get().max(bump);
         self.hw.set(hw);
         let c = chunk as usize;
@@ -440,8 +454,8 @@ impl Lane {
             let dirty = (hw - c).max((*chunk).clean_from.get());
             (*chunk).clean_from.set(dirty);
             let top = (*chunk).base_pos.get() + (hw - ChunkHeader::data(chunk)) as u64;
-            if top > self.peak.load(Ordering::Relaxed) {
-                self.peak.store(top, Ordering::Relaxed);
+            if top > self.peak.get() {
+                self.peak.set(top);
             }
         }
     }
@@ -465,7 +479,7 @@ impl Lane {
         if chunk.is_null() {
             return 0;
         }
-        let bump = self.bump.load(Ordering::Relaxed);
+        let bump = self.bump.get().addr();
         // SAFETY: `chunk` is this lane's current chunk.
         unsafe { (*chunk).base_pos.get() + (bump - ChunkHeader::data(chunk)) as u64 }
     }
@@ -476,21 +490,24 @@ impl Lane {
         let chunk = if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
             cur
         } else {
-            space::chunk_of(addr as *const u8)
+            space::chunk_of(ptr::without_provenance::<u8>(addr))
         };
         // SAFETY: the block is live, so its chunk is live and in this lane's chain.
         unsafe { (*chunk).base_pos.get() + (addr - ChunkHeader::data(chunk)) as u64 }
     }
 
+    /// Recomputes `top_floor` and `retreat_at` after the current chunk or
+    /// the top segment changed.
     fn refresh_floor(&self) {
         let chunk = self.chunk.get();
         if chunk.is_null() {
             self.top_floor.set(0);
+            self.retreat_at.set(0);
             return;
         }
         let data = ChunkHeader::data(chunk);
         // SAFETY: `chunk` is this lane's current chunk.
-        let base = unsafe { (*chunk).base_pos.get() };
+        let (base, prev) = unsafe { ((*chunk).base_pos.get(), (*chunk).prev.get()) };
         let start = self.top_start.get();
         let floor = if start > base {
             data + (start - base) as usize
@@ -498,68 +515,80 @@ impl Lane {
             data
         };
         self.top_floor.set(floor);
+        // Moving back to the previous chunk is possible only if the top
+        // segment reaches into it.
+        self.retreat_at.set(if !prev.is_null() && start <= base {
+            data
+        } else {
+            0
+        });
     }
 
     // ------------------------------------------------------------------
     // freeing
     // ------------------------------------------------------------------
 
-    /// Frees a block in the top segment of the current chunk, if it is one.
+    /// Frees a block in the top segment of the current chunk, if it is one
+    /// (and not the first block of a chunk the lane may move back from).
     /// Rewinds the bump pointer when the block is the last one allocated.
-    /// Owner only.
+    /// Returns false if the caller must take [`Lane::free_local`]. Owner only.
     #[inline(always)]
-    pub(crate) fn try_free_top(&self, ptr: usize, size: usize) -> bool {
-        if ptr >= self.top_floor.get() && ptr < self.limit.get() {
-            let rs = round8(size);
-            self.top_live.set(self.top_live.get().wrapping_sub(1));
-            self.top_bytes
-                .set(self.top_bytes.get().wrapping_sub(rs as u64));
-            let bump = self.bump.load(Ordering::Relaxed);
-            if ptr.wrapping_add(rs) == bump {
-                if bump > self.hw.get() {
-                    self.hw.set(bump);
-                }
-                self.bump.store(ptr, Ordering::Relaxed);
-                if ptr == self.top_floor.get() {
-                    self.retreat();
-                }
-            }
+    pub(crate) fn try_free_fast(&self, ptr: *mut u8, size: usize) -> bool {
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() && a != self.retreat_at.get() {
+            self.free_top(ptr, size);
             return true;
         }
         false
     }
 
-    /// The current chunk became empty through frees at the tip: if the top
-    /// segment extends into the previous chunk, continue there, and keep this
+    #[inline(always)]
+    fn free_top(&self, ptr: *mut u8, size: usize) {
+        let rs = round8(size);
+        self.top_live.set(self.top_live.get().wrapping_sub(1));
+        self.top_bytes
+            .set(self.top_bytes.get().wrapping_sub(rs as u64));
+        let bump = self.bump.get().addr();
+        if ptr.addr().wrapping_add(rs) == bump {
+            if bump > self.hw.get() {
+                self.hw.set(bump);
+            }
+            self.bump.set(ptr);
+        }
+    }
+
+    /// Frees a block of this lane from the owning thread.
+    pub(crate) fn free_local(&self, ptr: *mut u8, size: usize) {
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() {
+            self.free_top(ptr, size);
+            if self.bump.get().addr() == self.retreat_at.get() {
+                self.retreat();
+            }
+        } else {
+            self.account_free(self.pos_of(a), round8(size) as u64);
+        }
+    }
+
+    /// The current chunk became empty through frees at the tip, and the top
+    /// segment reaches into the previous chunk: continue there, and keep this
     /// chunk as a spare. Without this, a loop that frees everything it
     /// allocates but never resets would take a new chunk every time it
     /// crossed a chunk boundary.
     #[cold]
     fn retreat(&self) {
         let chunk = self.chunk.get();
-        // SAFETY: the current chunk and its predecessor belong to this lane.
+        self.note_high_water();
+        // SAFETY: the current chunk and its predecessor (non-null, or
+        // `retreat_at` would be 0) belong to this lane.
         unsafe {
             let prev = (*chunk).prev.get();
-            if prev.is_null()
-                || self.bump.load(Ordering::Relaxed) != ChunkHeader::data(chunk)
-                || self.top_start.get() > (*chunk).base_pos.get()
-            {
-                return;
-            }
-            self.note_high_water();
             (*chunk).fill.set((*chunk).start.get());
             (*chunk).prev.set(self.spare.get());
             self.spare.set(chunk);
             self.enter_chunk(prev, (*prev).fill.get());
         }
         self.refresh_floor();
-    }
-
-    /// Frees a block of this lane from the owning thread.
-    pub(crate) fn free_local(&self, ptr: usize, size: usize) {
-        if !self.try_free_top(ptr, size) {
-            self.account_free(self.pos_of(ptr), round8(size) as u64);
-        }
     }
 
     /// Frees a block of lane `this` from a thread that does not own it.
@@ -569,9 +598,8 @@ impl Lane {
     ///
     /// # Safety
     /// `this` must be the lane of the live block at `ptr`, of `size` bytes.
-    pub(crate) unsafe fn free_remote(this: *const Lane, ptr: usize, size: usize) {
+    pub(crate) unsafe fn free_remote(this: *const Lane, ptr: *mut u8, size: usize) {
         let rs = round8(size);
-        let node = ptr as *mut usize;
         // SAFETY: the lane is alive while one of its blocks is.
         let (remote, core) = unsafe { (&(*this).remote, (*this).core) };
         let mut head = remote.load(Ordering::Relaxed);
@@ -584,13 +612,14 @@ impl Lane {
             }
             // SAFETY: the block is at least 8 bytes and 8-aligned (every arena
             // block is), 16 bytes if `rs != 8`; the caller gives it up, so its
-            // memory is ours to use as a list node.
+            // memory is ours to use as a list node: the link (tagged in bit 0
+            // when the block is 8 bytes), then the size.
             unsafe {
                 if rs == 8 {
-                    node.write(head | 1);
+                    ptr.cast::<*mut u8>().write(head.map_addr(|a| a | 1));
                 } else {
-                    node.write(head);
-                    node.add(1).write(rs);
+                    ptr.cast::<*mut u8>().write(head);
+                    ptr.cast::<usize>().add(1).write(rs);
                 }
             }
             match remote.compare_exchange_weak(head, ptr, Ordering::Release, Ordering::Relaxed) {
@@ -608,14 +637,14 @@ impl Lane {
         if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
             return true;
         }
-        let chunk = space::chunk_of(addr as *const u8);
+        let chunk = space::chunk_of(ptr::without_provenance::<u8>(addr));
         // SAFETY: a non-null table entry is a live chunk header.
         !chunk.is_null() && ptr::eq(unsafe { (*chunk).lane.load(Ordering::Relaxed) }, self)
     }
 
     /// Accounts for the blocks other threads freed. Owner only.
     pub(crate) fn drain(&self) {
-        let head = self.remote.swap(0, Ordering::Acquire);
+        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
         self.drain_list(head);
     }
 
@@ -626,20 +655,19 @@ impl Lane {
         self.drain_list(head);
     }
 
-    fn drain_list(&self, mut head: usize) {
-        while head != 0 && head != CLOSED {
-            let node = head as *const usize;
+    fn drain_list(&self, mut head: *mut u8) {
+        while !head.is_null() && head != CLOSED {
             // SAFETY: every node was written by `free_remote` before the
             // release CAS that published it; our acquire swap synchronises.
             let (next, rs) = unsafe {
-                let w0 = node.read();
-                if w0 & 1 == 1 {
-                    (w0 & !7, 8)
+                let link = head.cast::<*mut u8>().read();
+                if link.addr() & 1 == 1 {
+                    (link.map_addr(|a| a & !1), 8)
                 } else {
-                    (w0, node.add(1).read())
+                    (link, head.cast::<usize>().add(1).read())
                 }
             };
-            self.account_free(self.pos_of(head), rs as u64);
+            self.account_free(self.pos_of(head.addr()), rs as u64);
             head = next;
         }
     }
@@ -665,20 +693,21 @@ impl Lane {
     /// Tries to resize a block of this lane in place. Growth is allowed only
     /// for the last block, and only if it lies in the top segment (at or
     /// above the innermost checkpoint); shrinking always succeeds. Owner only.
-    pub(crate) fn realloc_in_place(&self, ptr: usize, old: usize, new: usize) -> bool {
+    pub(crate) fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
         let ors = round8(old);
         let nrs = round8(new);
-        if ptr >= self.top_floor.get() && ptr < self.limit.get() {
-            let bump = self.bump.load(Ordering::Relaxed);
-            if ptr.wrapping_add(ors) == bump {
-                let end = ptr.wrapping_add(nrs);
-                if end > self.limit.get() || end < ptr {
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() {
+            let bump = self.bump.get().addr();
+            if a.wrapping_add(ors) == bump {
+                let end = a.wrapping_add(nrs);
+                if end > self.limit.get() || end < a {
                     return false;
                 }
                 if end < bump && bump > self.hw.get() {
                     self.hw.set(bump);
                 }
-                self.bump.store(end, Ordering::Relaxed);
+                self.bump.set(ptr.wrapping_add(nrs));
             } else if nrs > ors {
                 return false;
             }
@@ -692,16 +721,10 @@ impl Lane {
             if nrs > ors {
                 return false;
             }
-            self.account_shrink(self.pos_of(ptr), (ors - nrs) as u64);
+            self.account_shrink(self.pos_of(a), (ors - nrs) as u64);
         }
-        self.allocs.store(
-            self.allocs.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        self.bytes.store(
-            self.bytes.load(Ordering::Relaxed).wrapping_add(new as u64),
-            Ordering::Relaxed,
-        );
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(new as u64));
         true
     }
 
@@ -916,7 +939,7 @@ impl Lane {
             if chunk != original {
                 self.enter_chunk(chunk, offset);
             } else {
-                self.bump.store(chunk as usize + offset, Ordering::Relaxed);
+                self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
             }
         }
     }
@@ -945,7 +968,7 @@ impl Lane {
             allocs: self.allocs(),
             bytes: self.bytes_requested(),
             in_use: self.pos(),
-            peak: self.peak.load(Ordering::Relaxed).max(self.pos()),
+            peak: self.peak.get().max(self.pos()),
             live_blocks,
             live_bytes,
             chunk_bytes,

@@ -14,12 +14,19 @@ use crate::arena::BumpArena;
 use crate::arena_core::ArenaCore;
 use crate::lane::Lane;
 
-/// Route value meaning "no region, but `measure` is counting inner calls".
-pub(crate) const MEASURE_ONLY: *const Lane = ptr::without_provenance(1);
+/// The route while `measure` runs outside any region: a lane with no memory
+/// and no arena, so every request takes the slow path, which counts it and
+/// hands it to the inner allocator. Its `Cell`s are never written, so threads
+/// may share it.
+static MEASURE_LANE: Lane = Lane::new(ptr::null(), 0, true);
+
+fn measure_lane() -> *const Lane {
+    &MEASURE_LANE
+}
 
 pub(crate) struct ThreadState {
-    /// Null: go to the inner allocator uncounted. `MEASURE_ONLY`: go to the
-    /// inner allocator and count. Anything else: the lane to bump from.
+    /// Null: go to the inner allocator uncounted. Anything else: the lane to
+    /// bump from (which may be a spill-only lane that counts and forwards).
     route: Cell<*const Lane>,
     tid: Cell<u64>,
     measuring: Cell<u32>,
@@ -60,12 +67,6 @@ pub(crate) fn route() -> *const Lane {
     STATE.with(|s| s.route.get())
 }
 
-/// Whether a route value names a lane.
-#[inline(always)]
-pub(crate) fn is_lane(route: *const Lane) -> bool {
-    route as usize > 1
-}
-
 /// A non-zero id for the current thread, unique for the life of the process.
 #[inline]
 pub(crate) fn tid() -> u64 {
@@ -96,7 +97,7 @@ pub(crate) fn count_inner(bytes: usize) {
 /// thread's arena counters.
 fn fold(s: &ThreadState) {
     let r = s.route.get();
-    if is_lane(r) {
+    if !r.is_null() {
         // SAFETY: a route lane is claimed by this thread and alive while the
         // region that installed it runs.
         let lane = unsafe { &*r };
@@ -119,7 +120,7 @@ fn fold(s: &ThreadState) {
 
 fn set_route(s: &ThreadState, r: *const Lane) {
     s.route.set(r);
-    if is_lane(r) {
+    if !r.is_null() {
         // SAFETY: as in `fold`.
         let lane = unsafe { &*r };
         s.snap_allocs.set(lane.allocs());
@@ -130,7 +131,7 @@ fn set_route(s: &ThreadState, r: *const Lane) {
 /// The route to restore when no region is active.
 fn idle_route(s: &ThreadState) -> *const Lane {
     if s.measuring.get() > 0 {
-        MEASURE_ONLY
+        measure_lane()
     } else {
         ptr::null()
     }
@@ -162,7 +163,7 @@ pub(crate) fn begin_measure() {
     STATE.with(|s| {
         s.measuring.set(s.measuring.get() + 1);
         if s.route.get().is_null() {
-            s.route.set(MEASURE_ONLY);
+            set_route(s, measure_lane());
         }
     })
 }
@@ -171,7 +172,7 @@ pub(crate) fn begin_measure() {
 pub(crate) fn end_measure() {
     STATE.with(|s| {
         s.measuring.set(s.measuring.get() - 1);
-        if s.route.get() == MEASURE_ONLY && s.measuring.get() == 0 {
+        if s.route.get() == measure_lane() && s.measuring.get() == 0 {
             s.route.set(ptr::null());
         }
     })
@@ -211,7 +212,7 @@ impl Drop for RegionGuard<'_> {
     fn drop(&mut self) {
         STATE.with(|s| {
             fold(s);
-            let restore = if is_lane(self.prev) {
+            let restore = if !self.prev.is_null() && self.prev != measure_lane() {
                 self.prev
             } else {
                 idle_route(s)

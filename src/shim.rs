@@ -20,7 +20,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use std::alloc::System;
 
-use crate::lane::{Lane, MAX_ALIGN};
+use crate::lane::Lane;
 use crate::scope;
 use crate::space;
 use crate::sys;
@@ -97,23 +97,24 @@ impl<A> Bumper<A> {
 }
 
 impl<A: GlobalAlloc> Bumper<A> {
-    /// Serves a request while a region or a measurement is active.
-    #[inline(always)]
-    unsafe fn alloc_routed(&self, route: *const Lane, layout: Layout, zeroed: bool) -> *mut u8 {
+    /// Everything a region's allocation needs beyond a bump in the current
+    /// chunk: a new chunk, or a spill to the inner allocator. Out of line, so
+    /// that the paths calling it stay free of register saves.
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, route: *const Lane, layout: Layout, zeroed: bool) -> *mut u8 {
         let size = layout.size();
-        if scope::is_lane(route) {
-            // SAFETY: a route lane is claimed by this thread for the region.
-            let lane = unsafe { &*route };
-            if layout.align() <= MAX_ALIGN {
-                let p = lane.alloc(size, layout.align());
-                if !p.is_null() {
-                    if zeroed {
-                        lane.zero_fresh(p, size);
-                    }
-                    return p;
-                }
+        // SAFETY: a route lane is claimed by this thread for the region (or
+        // is a spill-only lane, which is never written).
+        let lane = unsafe { &*route };
+        let p = lane.alloc_slow(size, layout.align());
+        if !p.is_null() {
+            if zeroed {
+                lane.zero_fresh(p, size);
             }
-            lane.core().record_spill(size);
+            return p;
+        }
+        if let Some(core) = lane.core_opt() {
+            core.record_spill(size);
         }
         scope::count_inner(size);
         // SAFETY: the caller's layout contract carries over.
@@ -127,23 +128,11 @@ impl<A: GlobalAlloc> Bumper<A> {
     }
 }
 
-/// Frees an arena block (`space::owns(ptr)` holds).
-#[inline]
-unsafe fn arena_free(ptr: *mut u8, size: usize) {
-    let addr = ptr as usize;
-    let route = scope::route();
-    if scope::is_lane(route) {
-        // SAFETY: a route lane is claimed by this thread for the region.
-        if unsafe { &*route }.try_free_top(addr, size) {
-            return;
-        }
-    }
-    // SAFETY: forwarded caller contract.
-    unsafe { arena_free_slow(addr, size) }
-}
-
-unsafe fn arena_free_slow(addr: usize, size: usize) {
-    let chunk = space::chunk_of(addr as *const u8);
+/// Frees an arena block (`space::owns(ptr)` holds) that is not in the top
+/// segment of the current route's chunk.
+#[inline(never)]
+unsafe fn arena_free_slow(ptr: *mut u8, size: usize) {
+    let chunk = space::chunk_of(ptr);
     if chunk.is_null() {
         sys::fatal("dealloc of an arena address that is not part of a live chunk (double free?)");
     }
@@ -156,11 +145,23 @@ unsafe fn arena_free_slow(addr: usize, size: usize) {
     // SAFETY: as above.
     if unsafe { (*lane).owner() } == scope::tid() {
         // SAFETY: this thread holds the lane's claim.
-        unsafe { (*lane).free_local(addr, size) };
+        unsafe { (*lane).free_local(ptr, size) };
     } else {
-        // SAFETY: the block at `addr` is a live block of `lane`.
-        unsafe { Lane::free_remote(lane, addr, size) };
+        // SAFETY: the block at `ptr` is a live block of `lane`.
+        unsafe { Lane::free_remote(lane, ptr, size) };
     }
+}
+
+/// Frees an arena block (`space::owns(ptr)` holds).
+#[inline(always)]
+unsafe fn arena_free(ptr: *mut u8, size: usize) {
+    let route = scope::route();
+    // SAFETY: a route lane is claimed by this thread for the region.
+    if !route.is_null() && unsafe { &*route }.try_free_fast(ptr, size) {
+        return;
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { arena_free_slow(ptr, size) }
 }
 
 // SAFETY: every method either forwards to the inner allocator with the
@@ -179,8 +180,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
             // SAFETY: forwarded caller contract.
             return unsafe { self.inner.alloc(layout) };
         }
+        // SAFETY: a route lane is claimed by this thread for the region.
+        let p = unsafe { &*route }.try_alloc(layout.size(), layout.align());
+        if !p.is_null() {
+            return p;
+        }
         // SAFETY: forwarded caller contract.
-        unsafe { self.alloc_routed(route, layout, false) }
+        unsafe { self.alloc_slow(route, layout, false) }
     }
 
     #[inline]
@@ -190,8 +196,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
             // SAFETY: forwarded caller contract.
             return unsafe { self.inner.alloc_zeroed(layout) };
         }
+        // SAFETY: a route lane is claimed by this thread for the region.
+        let lane = unsafe { &*route };
+        let p = lane.try_alloc(layout.size(), layout.align());
+        if !p.is_null() {
+            lane.zero_fresh(p, layout.size());
+            return p;
+        }
         // SAFETY: forwarded caller contract.
-        unsafe { self.alloc_routed(route, layout, true) }
+        unsafe { self.alloc_slow(route, layout, true) }
     }
 
     #[inline]
@@ -207,21 +220,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let route = scope::route();
         if !space::owns(ptr) {
             // A heap block stays on the heap, whatever region is active.
-            if !scope::route().is_null() {
+            if !route.is_null() {
                 scope::count_inner(new_size);
             }
             // SAFETY: not an arena address, so the inner allocator made it.
             return unsafe { self.inner.realloc(ptr, layout, new_size) };
         }
-        let route = scope::route();
-        if scope::is_lane(route) {
+        if !route.is_null() {
             // SAFETY: a route lane is claimed by this thread.
             let lane = unsafe { &*route };
-            let addr = ptr as usize;
             // In place only inside a region of the block's own lane.
-            if lane.owns_block(addr) && lane.realloc_in_place(addr, layout.size(), new_size) {
+            if lane.owns_block(ptr.addr()) && lane.realloc_in_place(ptr, layout.size(), new_size) {
                 return ptr;
             }
         }

@@ -86,7 +86,10 @@ impl ChunkHeader {
 }
 
 struct Space {
+    /// Address of the reservation (0 if none), for the ownership test.
     base: AtomicUsize,
+    /// The reservation as a pointer: every chunk pointer is derived from it.
+    base_ptr: AtomicPtr<u8>,
     len: AtomicUsize,
     /// 0 = not started, 1 = initialising, 2 = ready (possibly empty).
     state: AtomicU8,
@@ -107,6 +110,7 @@ const EMPTY_LIST: AtomicU64 = AtomicU64::new(0);
 
 static SPACE: Space = Space {
     base: AtomicUsize::new(0),
+    base_ptr: AtomicPtr::new(ptr::null_mut()),
     len: AtomicUsize::new(0),
     state: AtomicU8::new(0),
     requested: AtomicUsize::new(0),
@@ -248,6 +252,7 @@ pub(crate) fn init() {
     };
     if !base.is_null() {
         SPACE.table.store(table.cast(), Ordering::Relaxed);
+        SPACE.base_ptr.store(base, Ordering::Relaxed);
         SPACE.base.store(base as usize, Ordering::Relaxed);
         SPACE.len.store(len, Ordering::Relaxed);
     } else if !table.is_null() {
@@ -266,12 +271,12 @@ pub(crate) fn owns(ptr: *const u8) -> bool {
         < SPACE.len.load(Ordering::Relaxed)
 }
 
-/// The chunk containing `ptr`, which must satisfy [`owns`]. Null if the slab is
-/// not part of a live chunk (only possible for a pointer that was never
-/// handed out, i.e. caller error).
+/// The chunk containing address `addr`, which must satisfy [`owns`]. Null if
+/// the slab is not part of a live chunk (only possible for an address that
+/// was never handed out, i.e. caller error).
 #[inline(always)]
-pub(crate) fn chunk_of(ptr: *const u8) -> *mut ChunkHeader {
-    let idx = ((ptr as usize) - SPACE.base.load(Ordering::Relaxed)) >> SLAB_SHIFT;
+pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
+    let idx = (addr.addr() - SPACE.base.load(Ordering::Relaxed)) >> SLAB_SHIFT;
     let table = SPACE.table.load(Ordering::Relaxed);
     // SAFETY: `owns(ptr)` holds, so `idx` is below the slab count and the
     // table (mapped at init with one entry per slab) covers it.
@@ -309,7 +314,11 @@ pub(crate) fn class_for(bytes: usize) -> Option<u8> {
 
 #[inline]
 fn header_at(slab_idx: usize) -> *mut ChunkHeader {
-    (SPACE.base.load(Ordering::Relaxed) + (slab_idx << SLAB_SHIFT)) as *mut ChunkHeader
+    SPACE
+        .base_ptr
+        .load(Ordering::Relaxed)
+        .wrapping_add(slab_idx << SLAB_SHIFT)
+        .cast()
 }
 
 fn pop_free(class: usize) -> *mut ChunkHeader {

@@ -37,8 +37,9 @@ impl fmt::Display for Bytes {
 /// [`LockedArena::stats`](crate::LockedArena::stats).
 ///
 /// Counts are exact for every lane not in use by another thread at the time
-/// of the snapshot; `busy_lanes` says how many were skipped (only their
-/// `allocations` and `bytes_allocated` are included).
+/// of the snapshot; `busy_lanes` says how many were skipped (their per-lane
+/// figures are not included; the arena-wide counters such as `resets`,
+/// `spills` and `chunk_bytes` always are).
 ///
 /// ```
 /// # #[global_allocator]
@@ -158,7 +159,7 @@ impl fmt::Display for ArenaStats {
         if self.busy_lanes > 0 {
             write!(
                 f,
-                "\n  note       {} lane(s) busy: their live counts are not included",
+                "\n  note       {} lane(s) busy: their figures are not included",
                 self.busy_lanes
             )?;
         }

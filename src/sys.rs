@@ -56,21 +56,21 @@ mod imp {
         if raw == libc::MAP_FAILED {
             return ptr::null_mut();
         }
-        let start = raw as usize;
-        let aligned = (start + align - 1) & !(align - 1);
-        let head = aligned - start;
+        let raw = raw.cast::<u8>();
+        let head = raw.addr().wrapping_neg() & (align - 1);
+        let aligned = raw.wrapping_add(head);
         let tail = total - head - len;
         // SAFETY: both ranges lie inside the mapping made just above and are
         // not referenced by anything else yet.
         unsafe {
             if head > 0 {
-                libc::munmap(raw, head);
+                libc::munmap(raw.cast(), head);
             }
             if tail > 0 {
-                libc::munmap((aligned + len) as *mut libc::c_void, tail);
+                libc::munmap(aligned.wrapping_add(len).cast(), tail);
             }
         }
-        aligned as *mut u8
+        aligned
     }
 
     /// Makes `[ptr, ptr + len)` readable and writable.
