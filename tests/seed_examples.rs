@@ -113,7 +113,10 @@ fn good_function_2_checkpoint_around_the_threads() {
     // back; only those few blocks pin memory.
     assert!(s.escaped_bytes < 4096, "{s}");
     assert!(s.bytes_in_use < 4096, "{s}");
-    assert!(s.peak_bytes_in_use >= 10 * 3 * 800_000, "{s}");
+    // ...after they were served by the arena (lanes are reused by threads
+    // that start after others finished, so peaks need not add up).
+    assert!(s.allocations >= 10 * 3, "{s}");
+    assert!(s.peak_bytes_in_use >= 3 * 800_000, "{s}");
     // Once the threads are gone, their last frees arrive.
     let mut polls = 0;
     while buf.stats().live_blocks != 0 {
