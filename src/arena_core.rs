@@ -71,6 +71,7 @@ pub(crate) struct Config {
     pub(crate) chunk_size: usize,
     pub(crate) policy: EscapePolicy,
     pub(crate) max_lanes: usize,
+    pub(crate) guard: bool,
 }
 
 #[derive(Default)]
@@ -100,6 +101,8 @@ pub(crate) struct ArenaCore {
     nlanes: AtomicUsize,
     max_lanes: usize,
     pub(crate) policy: EscapePolicy,
+    /// Guard mode: poison and protect what resets reclaim.
+    pub(crate) guard: bool,
     capacity: usize,
     /// Bytes of chunks this arena holds (checked against `capacity`).
     held: AtomicUsize,
@@ -122,6 +125,9 @@ impl ArenaCore {
     /// from the allocator path.
     pub(crate) fn create(cfg: &Config) -> NonNull<ArenaCore> {
         space::init();
+        if cfg.guard {
+            crate::guard::install_handler();
+        }
         let core_size = size_of::<ArenaCore>();
         let lane_size = size_of::<Lane>();
         let meta = HEADER + core_size + lane_size;
@@ -177,6 +183,7 @@ impl ArenaCore {
                 nlanes: AtomicUsize::new(0),
                 max_lanes: cfg.max_lanes,
                 policy: cfg.policy,
+                guard: cfg.guard,
                 capacity: cfg.capacity,
                 held: AtomicUsize::new(if home.is_null() { 0 } else { (*home).size }),
                 chunk_size: cfg.chunk_size,

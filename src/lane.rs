@@ -39,6 +39,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 use crate::arena_core::{ArenaCore, Control};
+use crate::guard;
 use crate::space::{self, ChunkHeader, HEADER};
 
 /// Segments a lane can track at once (user checkpoints plus escape splits).
@@ -358,11 +359,41 @@ impl Lane {
         if !p.is_null() {
             return p;
         }
+        if self.extend_limit(size, align) {
+            return self.try_alloc(size, align);
+        }
         if !self.refill(size, align) {
             return ptr::null_mut();
         }
-        // `refill` sized the chunk for this request.
-        self.try_alloc(size, align)
+        // `refill` sized the chunk for this request, but guard mode may have
+        // protected part of it.
+        let p = self.try_alloc(size, align);
+        if p.is_null() && self.extend_limit(size, align) {
+            return self.try_alloc(size, align);
+        }
+        p
+    }
+
+    /// Guard mode: if the request would fit in the current chunk but runs
+    /// into pages a reset protected, makes them usable again.
+    fn extend_limit(&self, size: usize, align: usize) -> bool {
+        let chunk = self.chunk.get();
+        if chunk.is_null() || self.limit.get() >= ChunkHeader::end(chunk) {
+            return false;
+        }
+        let bump = self.bump.get().addr();
+        let p = bump.wrapping_add(bump.wrapping_neg() & (align - 1));
+        let needed = p.wrapping_add(round8(size));
+        if needed > ChunkHeader::end(chunk) || needed < p {
+            return false;
+        }
+        match guard::unprotect_to(chunk, needed) {
+            Some(limit) if limit >= needed => {
+                self.limit.set(limit);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Moves to a chunk with room for the request: a spare one if it fits,
@@ -419,9 +450,14 @@ impl Lane {
         let c = chunk as usize;
         self.chunk.set(chunk);
         self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
-        self.limit.set(ChunkHeader::end(chunk));
         // SAFETY: `chunk` is owned by this lane.
-        let clean = unsafe { (*chunk).clean_from.get() };
+        let (clean, usable) = unsafe {
+            (
+                (*chunk).clean_from.get(),
+                (*chunk).guarded_from.get().min((*chunk).size),
+            )
+        };
+        self.limit.set(c + usable);
         self.entry_clean.set(c + clean);
         self.hw.set(c + offset);
     }
@@ -914,13 +950,15 @@ impl Lane {
     }
 
     /// Moves the bump pointer back to logical position `pos`, parking the
-    /// chunks above it on the spare list.
+    /// chunks above it on the spare list. In guard mode, everything above the
+    /// new bump pointer is poisoned and protected.
     fn rewind(&self, pos: u64) {
         let mut chunk = self.chunk.get();
         if chunk.is_null() {
             return;
         }
         self.note_high_water();
+        let guarded = self.core().guard;
         let original = chunk;
         // SAFETY: every chunk in the chain belongs to this lane; the chain
         // ends at the home chunk (or the first chunk), whose base is 0.
@@ -929,6 +967,15 @@ impl Lane {
                 let prev = (*chunk).prev.get();
                 if prev.is_null() {
                     break;
+                }
+                if guarded {
+                    let data = ChunkHeader::data(chunk);
+                    let dirty = chunk as usize + (*chunk).clean_from.get();
+                    guard::reclaim(
+                        chunk,
+                        chunk.cast::<u8>().wrapping_add(data - chunk as usize),
+                        dirty,
+                    );
                 }
                 (*chunk).fill.set((*chunk).start.get());
                 (*chunk).prev.set(self.spare.get());
@@ -940,6 +987,11 @@ impl Lane {
                 self.enter_chunk(chunk, offset);
             } else {
                 self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
+            }
+            if guarded {
+                let dirty = (chunk as usize + (*chunk).clean_from.get()).max(self.hw.get());
+                let usable = guard::reclaim(chunk, self.bump.get(), dirty);
+                self.limit.set(usable);
             }
         }
     }

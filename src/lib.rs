@@ -61,6 +61,7 @@
 mod arena;
 mod arena_core;
 mod error;
+mod guard;
 mod lane;
 mod report;
 mod scope;
@@ -124,4 +125,15 @@ pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
 /// ```
 pub fn space_stats() -> SpaceStats {
     space::stats()
+}
+
+/// Hooks for bumper's own fault-injection tests. Not part of the API.
+#[doc(hidden)]
+pub mod __testing {
+    /// Makes the next `n` requests to the OS for memory (reserving address
+    /// space, committing a chunk, mapping arena bookkeeping) fail as if the
+    /// OS refused them.
+    pub fn fail_next_os_calls(n: usize) {
+        crate::sys::inject_failures(n);
+    }
 }

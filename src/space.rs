@@ -60,6 +60,9 @@ pub(crate) struct ChunkHeader {
     /// Offset of the first byte available for blocks (`HEADER`, or more for a
     /// chunk that also hosts an arena's own bookkeeping).
     pub(crate) start: Cell<usize>,
+    /// Offset from which the pages are protected by guard mode; `size` when
+    /// none are.
+    pub(crate) guarded_from: Cell<usize>,
     /// Logical position (in its lane) of the first data byte.
     pub(crate) base_pos: Cell<u64>,
     /// Previous chunk in the lane's chain.
@@ -382,6 +385,8 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
             .compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed)
         {
             Ok(_) => {
+                let chunk = header_at(start);
+                let ok = sys::commit(chunk.cast(), SLAB << class);
                 // Slabs skipped for alignment go to the smaller free lists.
                 let mut gap = cur;
                 while gap < start {
@@ -395,9 +400,9 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
                     }
                     gap += 1 << k;
                 }
-                let chunk = header_at(start);
-                if !sys::commit(chunk.cast(), SLAB << class) {
-                    // Leave the slabs unused; the caller spills.
+                if !ok {
+                    // The OS refused: leave these slabs unused; the caller
+                    // spills.
                     return ptr::null_mut();
                 }
                 init_header(chunk, class, HEADER);
@@ -419,6 +424,7 @@ fn init_header(chunk: *mut ChunkHeader, class: usize, clean_from: usize) {
             class: class as u8,
             clean_from: Cell::new(clean_from),
             start: Cell::new(HEADER),
+            guarded_from: Cell::new(SLAB << class),
             base_pos: Cell::new(0),
             prev: Cell::new(ptr::null_mut()),
             fill: Cell::new(HEADER),
@@ -497,10 +503,26 @@ fn release_raw(chunk: *mut ChunkHeader, class: usize, was_in_use: bool) {
 
 /// Returns a chunk to the space. No block in it may be live.
 pub(crate) fn release(chunk: *mut ChunkHeader) {
-    set_table(chunk, ptr::null_mut());
     // SAFETY: the caller owned the chunk and gives it up; nothing else refers
     // to its memory.
-    let (size, class) = unsafe { ((*chunk).size, (*chunk).class as usize) };
+    let (size, class, guarded) = unsafe {
+        (
+            (*chunk).size,
+            (*chunk).class as usize,
+            (*chunk).guarded_from.get(),
+        )
+    };
+    set_table(chunk, ptr::null_mut());
+    if guarded < size {
+        // Guard mode protected part of it. The next owner needs it writable;
+        // if the OS refuses, the chunk is never reused (leaked, not unsafe).
+        if !sys::commit(chunk.cast::<u8>().wrapping_add(guarded), size - guarded) {
+            SPACE.in_use.fetch_sub(size, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { (*chunk).guarded_from.set(size) };
+    }
     if size >= DECOMMIT_MIN {
         sys::decommit(chunk.cast(), size);
         init_header(chunk, class, HEADER);

@@ -18,7 +18,6 @@ static FAIL_NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes the next `n` reservations or commits fail. Used by tests to prove
 /// that a refused `mmap` turns into a spill to the inner allocator.
-#[allow(dead_code)] // used by the fault-injection tests (issue 3)
 pub(crate) fn inject_failures(n: usize) {
     FAIL_NEXT.store(n, Ordering::SeqCst);
 }
@@ -78,6 +77,13 @@ mod imp {
         // SAFETY: callers pass a page-aligned range inside the reservation,
         // which this process owns and nothing else maps.
         unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+    }
+
+    /// Makes `[ptr, ptr + len)` inaccessible (guard mode).
+    pub(super) fn protect(ptr: *mut u8, len: usize) -> bool {
+        // SAFETY: callers pass a page-aligned range of a chunk that holds no
+        // live data.
+        unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) == 0 }
     }
 
     /// Gives the physical pages of `[ptr, ptr + len)` back to the OS; the range
@@ -144,6 +150,10 @@ mod imp {
     pub(super) fn commit(_ptr: *mut u8, _len: usize) -> bool {
         true
     }
+    pub(super) fn protect(_ptr: *mut u8, _len: usize) -> bool {
+        // Miri has no page protection; guard mode only poisons there.
+        false
+    }
     pub(super) fn decommit(ptr: *mut u8, len: usize) {
         // SAFETY: the range lies inside the reservation and holds no live data.
         unsafe { core::ptr::write_bytes(ptr, 0, len) }
@@ -183,6 +193,12 @@ pub(crate) fn commit(ptr: *mut u8, len: usize) -> bool {
         return false;
     }
     imp::commit(ptr, len)
+}
+
+/// Makes a page-aligned range inaccessible. Returns false if the OS refuses
+/// (for example when the process ran out of memory mappings).
+pub(crate) fn protect(ptr: *mut u8, len: usize) -> bool {
+    imp::protect(ptr, len)
 }
 
 /// Returns the physical memory behind a page-aligned range to the OS. The

@@ -1,0 +1,124 @@
+//! Issue 3, item 3: an inner allocator that returns null sees null
+//! propagated, so std reports an allocation error instead of bumper hiding
+//! or mishandling it.
+
+use bumper::{Arena, Bumper, is_arena_pointer, with_bumper};
+use std::alloc::{GlobalAlloc, Layout, System, alloc, dealloc, realloc};
+use std::cell::Cell;
+
+thread_local! {
+    static FAIL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `System`, except that it returns null while `FAIL` is set on the thread.
+struct Failing;
+
+unsafe impl GlobalAlloc for Failing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if FAIL.with(Cell::get) {
+            std::ptr::null_mut()
+        } else {
+            unsafe { System.alloc(layout) }
+        }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if FAIL.with(Cell::get) {
+            std::ptr::null_mut()
+        } else {
+            unsafe { System.alloc_zeroed(layout) }
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if FAIL.with(Cell::get) {
+            std::ptr::null_mut()
+        } else {
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Bumper<Failing> = Bumper::new(Failing);
+
+fn failing<R>(f: impl FnOnce() -> R) -> R {
+    FAIL.with(|c| c.set(true));
+    let r = f();
+    FAIL.with(|c| c.set(false));
+    r
+}
+
+#[test]
+fn null_from_the_inner_allocator_is_returned_outside_regions() {
+    let layout = Layout::from_size_align(1000, 8).unwrap();
+    let p = failing(|| unsafe { alloc(layout) });
+    assert!(p.is_null());
+    let q = unsafe { alloc(layout) };
+    assert!(!q.is_null());
+    let r = failing(|| unsafe { realloc(q, layout, 5000) });
+    assert!(r.is_null(), "a failed heap realloc was not reported");
+    unsafe { dealloc(q, layout) }; // the original block is still valid
+}
+
+#[test]
+fn null_from_a_spill_is_returned_inside_regions() {
+    let arena = Arena::builder().capacity_limit(64 * 1024).build().unwrap();
+    with_bumper(&arena, || {
+        let layout = Layout::from_size_align(1 << 20, 8).unwrap(); // beyond the capacity: spills
+        let p = failing(|| unsafe { alloc(layout) });
+        assert!(p.is_null(), "a failed spill returned memory");
+        let z = failing(|| unsafe { std::alloc::alloc_zeroed(layout) });
+        assert!(z.is_null());
+        // Large alignments go to the inner allocator too.
+        let big_align = Layout::from_size_align(64, 1 << 20).unwrap();
+        assert!(failing(|| unsafe { alloc(big_align) }).is_null());
+    });
+    assert_eq!(arena.stats().spills, 3);
+}
+
+#[test]
+fn a_failed_move_out_of_the_arena_keeps_the_old_block() {
+    let arena = Arena::new();
+    let layout = Layout::from_size_align(100, 8).unwrap();
+    let p = with_bumper(&arena, || unsafe { alloc(layout) });
+    assert!(is_arena_pointer(p));
+    unsafe { p.write_bytes(0x5A, 100) };
+    // Outside the region, growing moves the block to the inner allocator,
+    // which fails: realloc must return null and leave the block untouched.
+    let r = failing(|| unsafe { realloc(p, layout, 10_000) });
+    assert!(r.is_null());
+    assert!(
+        unsafe { std::slice::from_raw_parts(p, 100) }
+            .iter()
+            .all(|&b| b == 0x5A)
+    );
+    assert_eq!(arena.stats().live_blocks, 1);
+    unsafe { dealloc(p, layout) };
+    assert_eq!(arena.stats().live_blocks, 0);
+}
+
+#[test]
+fn std_reports_the_allocation_error() {
+    if std::env::var_os("BUMPER_NULL_CHILD").is_some() {
+        let arena = Arena::builder().capacity_limit(64 * 1024).build().unwrap();
+        with_bumper(&arena, || {
+            let v: Vec<u8> = failing(|| Vec::with_capacity(1 << 20));
+            println!("unreachable: {}", v.capacity());
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "std_reports_the_allocation_error", "--nocapture"])
+        .env("BUMPER_NULL_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("memory allocation of 1048576 bytes failed"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}
