@@ -117,6 +117,13 @@ pub(crate) struct ArenaCore {
     spill_lane: Lane,
 }
 
+// SAFETY: the fields written after creation are atomics, the spin-locked
+// checkpoint list, or lanes (themselves `Sync` by their claim protocol); the
+// raw pointers (`home`) and settings are only read after creation.
+unsafe impl Sync for ArenaCore {}
+// SAFETY: as above; nothing in the core is tied to a thread.
+unsafe impl Send for ArenaCore {}
+
 /// Size of the memory a lane that is not in a chunk is mapped in.
 const LANE_MAP_LEN: usize = size_of::<Lane>().next_multiple_of(sys::PAGE);
 
@@ -276,16 +283,30 @@ impl ArenaCore {
                 return lane;
             }
         }
-        for j in 0..n {
-            let lane = self.lane((tid as usize).wrapping_add(j) % n);
-            if lane.try_claim(tid) == Claim::Taken {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            let n = self.lane_count();
+            let mut serviced = false;
+            for j in 0..n {
+                let lane = self.lane((tid as usize).wrapping_add(j) % n);
+                match lane.try_claim(tid) {
+                    Claim::Taken => return self.entered(lane),
+                    _ => serviced |= lane.is_service_claimed(),
+                }
+            }
+            if n < self.max_lanes
+                && let Some(lane) = self.new_lane(tid)
+            {
                 return self.entered(lane);
             }
-        }
-        if n < self.max_lanes
-            && let Some(lane) = self.new_lane(tid)
-        {
-            return self.entered(lane);
+            // A lane held only briefly by a reset or a snapshot is worth
+            // waiting for: those never allocate, call user code or wait for
+            // another lane, so they end soon. A lane held by another
+            // region is not.
+            if !serviced {
+                break;
+            }
+            backoff.snooze();
         }
         self.counters
             .lanes_exhausted
@@ -429,7 +450,7 @@ impl ArenaCore {
         let generation = self.generation();
         for i in 0..self.lane_count() {
             let lane = self.lane(i);
-            let claim = lane.try_claim(tid);
+            let claim = lane.try_service_claim(tid);
             if claim == Claim::Busy {
                 report.busy_lanes += 1;
                 continue;
@@ -492,7 +513,7 @@ impl ArenaCore {
         let n = self.lane_count();
         for i in 0..n {
             let lane = self.lane(i);
-            let claim = lane.try_claim(tid);
+            let claim = lane.try_service_claim(tid);
             if claim == Claim::Busy {
                 busy += 1;
                 continue;
@@ -566,7 +587,7 @@ impl ArenaCore {
             let mut blocks = 0i64;
             for i in 0..core.lane_count() {
                 let lane = core.lane(i);
-                let claim = lane.try_claim(tid);
+                let claim = lane.try_service_claim(tid);
                 if claim == Claim::Busy {
                     // A thread died inside a region without leaving it; its
                     // lane can never be accounted for. Keep everything.
@@ -647,5 +668,65 @@ impl ArenaCore {
                 space::release(home);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn config(max_lanes: usize) -> Config {
+        Config {
+            capacity: usize::MAX,
+            chunk_size: 256 << 10,
+            policy: EscapePolicy::Keep,
+            max_lanes,
+            guard: false,
+        }
+    }
+
+    #[test]
+    fn a_region_waits_for_a_lane_held_by_a_snapshot_instead_of_spilling() {
+        let core_ptr = ArenaCore::create(&config(1));
+        // SAFETY: the core lives until `close` below.
+        let core = unsafe { core_ptr.as_ref() };
+        let lane = core.lane(0);
+        assert_eq!(lane.try_service_claim(1000), Claim::Taken);
+        let started = AtomicBool::new(false);
+        let got = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                started.store(true, Ordering::SeqCst);
+                core.enter(2000) as usize
+            });
+            while !started.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            lane.release_claim();
+            h.join().unwrap()
+        });
+        assert_eq!(
+            got, lane as *const Lane as usize,
+            "the region spilled instead of waiting"
+        );
+        assert_eq!(lane.owner(), 2000);
+        core.exit(lane);
+        // SAFETY: no region is active and nothing was allocated.
+        unsafe { ArenaCore::close(core_ptr.as_ptr(), 1) };
+    }
+
+    #[test]
+    fn a_region_does_not_wait_for_a_lane_held_by_another_region() {
+        let core_ptr = ArenaCore::create(&config(1));
+        // SAFETY: the core lives until `close` below.
+        let core = unsafe { core_ptr.as_ref() };
+        let lane = core.lane(0);
+        assert_eq!(lane.try_claim(1000), Claim::Taken);
+        let got = core.enter(2000);
+        assert!(ptr::eq(got, &core.spill_lane));
+        lane.release_claim();
+        // SAFETY: as above.
+        unsafe { ArenaCore::close(core_ptr.as_ptr(), 1) };
     }
 }

@@ -48,6 +48,9 @@ pub(crate) const MAX_SEGS: usize = 64;
 pub(crate) const MAX_ALIGN: usize = space::SLAB;
 /// Growth of a lane's chunks stops doubling at this size.
 const MAX_CHUNK: usize = 64 << 20;
+/// Bit set in `owner` for a short claim by a reset, a snapshot or a drop
+/// (thread ids stay far below it).
+const SERVICE: u64 = 1 << 63;
 /// Value of `remote` once the arena has been dropped.
 const CLOSED: *mut u8 = ptr::without_provenance_mut(1);
 
@@ -259,9 +262,21 @@ impl Lane {
     // claim protocol
     // ------------------------------------------------------------------
 
-    /// Tries to make thread `tid` (never 0) the owner.
+    /// Tries to make thread `tid` (never 0) the owner, for a region.
     #[inline]
     pub(crate) fn try_claim(&self, tid: u64) -> Claim {
+        self.claim_as(tid, tid)
+    }
+
+    /// Tries to take the lane briefly on behalf of thread `tid`, for a reset,
+    /// a snapshot or a drop. Such a claim is marked, so that a thread looking
+    /// for a lane knows it will be given back shortly.
+    #[inline]
+    pub(crate) fn try_service_claim(&self, tid: u64) -> Claim {
+        self.claim_as(tid, tid | SERVICE)
+    }
+
+    fn claim_as(&self, tid: u64, value: u64) -> Claim {
         let cur = self.owner.load(Ordering::Relaxed);
         if cur == tid {
             return Claim::Already;
@@ -271,11 +286,16 @@ impl Lane {
         }
         match self
             .owner
-            .compare_exchange(0, tid, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, value, Ordering::Acquire, Ordering::Relaxed)
         {
             Ok(_) => Claim::Taken,
             Err(_) => Claim::Busy,
         }
+    }
+
+    /// Whether the lane is held by a short service claim.
+    pub(crate) fn is_service_claimed(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) & SERVICE != 0
     }
 
     /// Gives up a claim taken with [`Claim::Taken`].

@@ -200,6 +200,7 @@ fn env_reserve() -> Option<usize> {
 }
 
 /// Parses `123`, `64K`, `16M`, `64G`, `1T` (binary units).
+#[cfg_attr(miri, allow(dead_code))]
 pub(crate) fn parse_size(s: &[u8]) -> Option<usize> {
     let (digits, shift) = match s.last()? {
         b'k' | b'K' => (&s[..s.len() - 1], 10),

@@ -1,0 +1,93 @@
+//! Issue 3, item 2: a small tour of the core, sized for Miri
+//! (`cargo +nightly miri test --test miri_core`), which checks it for
+//! undefined behaviour: bumping, tip frees, checkpoints and resets, escapes,
+//! frees from another thread, growth and moves, alloc_zeroed on reused
+//! memory, locked arenas with two threads, and an orphaned arena.
+//! It also runs as a normal test.
+
+// These tests exist to allocate: `vec!` is deliberate.
+#![allow(clippy::useless_vec)]
+
+mod common;
+counting_shim!();
+
+use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+
+#[test]
+fn bump_free_checkpoint_reset() {
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        let a = vec![1u8; 100];
+        let b = Box::new([2u64; 4]);
+        arena.no_escape(|| {
+            let c: Vec<u32> = (0..50).collect();
+            let d = String::from("temporary");
+            assert_eq!(c[49] as usize + d.len(), 58);
+        });
+        drop(b); // at the tip
+        assert!(a.iter().all(|&x| x == 1));
+    });
+    let s = arena.stats();
+    assert_eq!((s.live_blocks, s.resets, s.escapes), (0, 1, 0));
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn escapes_stay_intact() {
+    let arena = Arena::new();
+    let kept = with_bumper(&arena, || {
+        let kept = arena.no_escape(|| vec![7u8; 40]);
+        arena.no_escape(|| drop(vec![0u8; 200]));
+        kept
+    });
+    assert_eq!(kept, vec![7u8; 40]);
+    assert_eq!(arena.stats().escaped_blocks, 1);
+}
+
+#[test]
+fn growth_moves_and_zeroing() {
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        let mut v: Vec<u16> = Vec::with_capacity(2);
+        for i in 0..300 {
+            v.push(i);
+        }
+        let other = vec![9u8; 10];
+        v.push(300); // not at the tip: moves
+        assert!(v.iter().copied().eq(0..=300));
+        drop(other);
+        arena.no_escape(|| drop(vec![0xFFu8; 512]));
+        let z = vec![0u8; 512]; // alloc_zeroed over reused memory
+        assert!(z.iter().all(|&b| b == 0));
+    });
+    let heap_grown = with_bumper(&arena, || vec![1u8; 8]);
+    let mut moved = heap_grown;
+    moved.extend_from_slice(&[2; 100]); // outside the region: moves to the heap
+    assert!(!is_arena_pointer(moved.as_ptr()));
+    assert_eq!(moved.len(), 108);
+}
+
+#[test]
+fn remote_frees_and_locked_lanes() {
+    let arena = LockedArena::new();
+    let boxes: Vec<Box<u64>> = with_bumper(&arena, || (0..20).map(Box::new).collect());
+    std::thread::scope(|s| {
+        s.spawn(move || drop(boxes)); // freed on another thread
+        s.spawn(|| with_bumper(&arena, || assert_eq!(vec![3u8; 30].len(), 30)));
+    });
+    let s = arena.stats();
+    assert_eq!(s.live_blocks, 0, "{s}");
+    assert!(arena.reset().is_clean());
+}
+
+#[test]
+fn orphaned_arena_is_freed_by_the_last_block() {
+    let arena = Arena::new();
+    let v = with_bumper(&arena, || vec![5u8; 64]);
+    drop(arena);
+    assert!(v.iter().all(|&b| b == 5));
+    std::thread::scope(|s| {
+        s.spawn(move || drop(v));
+    });
+}
