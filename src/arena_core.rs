@@ -594,13 +594,18 @@ impl ArenaCore {
                     stuck = true;
                     continue;
                 }
-                lane.close();
                 lane.sync(&ctl, generation);
                 let r = lane.reset(None);
+                // Close the remote list only now: later frees of this
+                // arena's blocks count down `orphan_live`. Frees that
+                // arrived since the reset are drained by `close`, so the
+                // live count below is exact.
+                lane.close();
+                let (live_blocks, live_bytes) = lane.live();
                 report.reclaimed_bytes += r.reclaimed;
-                report.escaped_blocks += r.escaped_blocks;
-                report.escaped_bytes += r.escaped_bytes;
-                blocks += r.escaped_blocks as i64;
+                report.escaped_blocks += live_blocks;
+                report.escaped_bytes += live_bytes;
+                blocks += live_blocks as i64;
                 let freed = lane.release_spares();
                 core.held.fetch_sub(freed, Ordering::Relaxed);
                 lane.release_claim();

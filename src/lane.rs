@@ -700,8 +700,23 @@ impl Lane {
 
     /// Accounts for the blocks other threads freed. Owner only.
     pub(crate) fn drain(&self) {
-        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
-        self.drain_list(head);
+        let mut head = self.remote.load(Ordering::Relaxed);
+        // Take the list, but never reopen a closed one: frees of a dropped
+        // arena's blocks must keep taking the orphan path.
+        while !head.is_null() && head != CLOSED {
+            match self.remote.compare_exchange_weak(
+                head,
+                ptr::null_mut(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.drain_list(head);
+                    return;
+                }
+                Err(h) => head = h,
+            }
+        }
     }
 
     /// Drains the remote list and closes it: later remote frees take the
