@@ -19,6 +19,16 @@ TARGET=$(rustc -vV | sed -n 's/^host: //p')
 failures=()
 skipped=()
 
+# On CI, try once to add missing components (quietly giving up if the
+# toolchain server is out of reach).
+try_install() {
+    [ "${CI:-}" = "true" ] || return 0
+    rustup run nightly rustc --version >/dev/null 2>&1 || return 0
+    echo "==> trying to install nightly components: $*"
+    timeout 120 rustup component add --toolchain nightly "$@" >/dev/null 2>&1 ||
+        echo "    could not install them; the checks that need them are skipped"
+}
+
 nightly_has() {
     rustup run nightly rustc --version >/dev/null 2>&1 || return 1
     local c
@@ -50,6 +60,7 @@ step() {
 }
 
 run_miri() {
+    nightly_has miri rust-src || try_install miri rust-src
     if ! nightly_has miri rust-src; then
         skipped+=("miri (needs: rustup component add miri rust-src --toolchain nightly)")
         return
@@ -65,6 +76,7 @@ run_miri() {
 
 run_sanitizer() {
     local kind=$1
+    nightly_has rust-src || try_install rust-src
     if ! nightly_has rust-src; then
         skipped+=("$kind (needs: rustup component add rust-src --toolchain nightly)")
         return
