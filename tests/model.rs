@@ -1,0 +1,985 @@
+//! Issue 3, item 1: a model-based test. Proptest generates sequences of
+//! operations (allocate, free, reallocate, free on another thread, enter and
+//! leave regions, `no_escape`, stats, drop an arena with live blocks); an
+//! interpreter runs them against real arenas and against a model that
+//! predicts, exactly, where every block lives and what every arena's
+//! counters say. A failure shrinks to a minimal sequence of operations.
+//!
+//! Every block carries a pattern derived from its id, checked before it is
+//! freed or reallocated, after every reset and arena drop, and at the end.
+//!
+//! The interpreter never allocates while a region is active: all of its
+//! structures are allocated, with their final capacity, before the first
+//! operation runs (otherwise its own allocations would land in the arenas and
+//! distort the counts it checks).
+//!
+//! Environment: `BUMPER_MODEL_CASES` (number of cases, default 128; 4 under
+//! Miri) and `BUMPER_MODEL_OPS` (most operations per case, default 200; 40
+//! under Miri). A long run: `BUMPER_MODEL_CASES=20000 cargo test --release
+//! --test model`.
+
+mod common;
+counting_shim!();
+
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::{Condvar, Mutex};
+
+use bumper::{
+    Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
+};
+use common::{check_raw, fill_raw, first_nonzero};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestError, TestRunner};
+
+/// Arena slots: 0 and 1 hold an `Arena`, 2 a `LockedArena`.
+const SLOTS: usize = 3;
+/// Most frames (regions and `no_escape` blocks) open at once.
+const MAX_FRAMES: usize = 48;
+/// Most `no_escape` blocks open at once (bumper tracks 64 checkpoints per
+/// arena; beyond that resets are documented to reclaim nothing, which the
+/// model does not predict).
+const MAX_NO_ESCAPE: usize = 24;
+
+// ---------------------------------------------------------------------------
+// operations
+// ---------------------------------------------------------------------------
+
+/// Which live block an operation acts on.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    /// The most recently (re)allocated block, so that tip frees and in-place
+    /// growth are exercised.
+    recent: bool,
+    /// Otherwise this index, modulo the number of live blocks.
+    index: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Resize {
+    To(usize),
+    GrowBy(u16),
+    ShrinkBy(u16),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Alloc {
+        size: usize,
+        align_log2: u8,
+        zeroed: bool,
+    },
+    Free(Pick),
+    Realloc(Pick, Resize),
+    FreeOnOtherThread(Pick),
+    EnterRegion(u8),
+    LeaveRegion,
+    NoEscapeBegin(u8),
+    /// `checkpoint()`, ended by `NoEscapeEnd` like a `no_escape` block: then
+    /// `reset_to(cp)`, or, if `discard`, dropping the checkpoint (its blocks
+    /// then belong to the enclosing checkpoint).
+    CheckpointBegin {
+        arena: u8,
+        discard: bool,
+    },
+    /// Ends the innermost `no_escape` block or checkpoint.
+    NoEscapeEnd,
+    Stats(u8),
+    /// A full `reset()` (or, with `no_escape` blocks of the arena open, a
+    /// `try_reset()` that must fail).
+    Reset(u8),
+    DropArena(u8),
+}
+
+struct Params {
+    cases: u32,
+    max_ops: usize,
+    small_max: usize,
+    large_max: usize,
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+fn params() -> Params {
+    if cfg!(miri) {
+        Params {
+            cases: env_or("BUMPER_MODEL_CASES", 4) as u32,
+            max_ops: env_or("BUMPER_MODEL_OPS", 40),
+            small_max: 256,
+            // Still crosses the 64 KiB first chunk.
+            large_max: 70 << 10,
+        }
+    } else {
+        Params {
+            cases: env_or("BUMPER_MODEL_CASES", 128) as u32,
+            max_ops: env_or("BUMPER_MODEL_OPS", 200),
+            small_max: 2048,
+            // Larger than the 256 KiB second chunk.
+            large_max: 300 << 10,
+        }
+    }
+}
+
+fn op_strategy(p: &Params) -> impl Strategy<Value = Op> + use<> {
+    let size = prop_oneof![
+        24 => 1..=p.small_max,
+        1 => p.small_max + 1..=p.large_max,
+    ];
+    let align_log2 = prop_oneof![6 => 0u8..=3, 1 => 4u8..=12];
+    let pick = (prop::bool::weighted(0.5), any::<u16>())
+        .prop_map(|(recent, index)| Pick { recent, index });
+    let resize = prop_oneof![
+        size.clone().prop_map(Resize::To),
+        (1u16..=256).prop_map(Resize::GrowBy),
+        (1u16..=256).prop_map(Resize::ShrinkBy),
+    ];
+    let slot = 0u8..SLOTS as u8;
+    prop_oneof![
+        30 => (size, align_log2, prop::bool::weighted(0.2)).prop_map(|(size, align_log2, zeroed)| {
+            Op::Alloc { size, align_log2, zeroed }
+        }),
+        14 => pick.clone().prop_map(Op::Free),
+        14 => (pick.clone(), resize).prop_map(|(p, r)| Op::Realloc(p, r)),
+        3 => pick.prop_map(Op::FreeOnOtherThread),
+        8 => slot.clone().prop_map(Op::EnterRegion),
+        6 => Just(Op::LeaveRegion),
+        5 => slot.clone().prop_map(Op::NoEscapeBegin),
+        2 => (slot.clone(), any::<bool>()).prop_map(|(arena, discard)| Op::CheckpointBegin { arena, discard }),
+        6 => Just(Op::NoEscapeEnd),
+        4 => slot.clone().prop_map(Op::Stats),
+        2 => slot.clone().prop_map(Op::Reset),
+        3 => slot.prop_map(Op::DropArena),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// the helper thread that frees blocks handed to it
+// ---------------------------------------------------------------------------
+
+enum Request {
+    Idle,
+    Free(*mut u8, Layout),
+    Quit,
+}
+
+// SAFETY: the pointer is a block handed over for freeing; the interpreter
+// does not touch it after the hand-off.
+unsafe impl Send for Request {}
+
+/// A thread that frees blocks for the interpreter. Created before any region:
+/// std's channels allocate, a `Mutex` and a `Condvar` do not.
+struct Helper {
+    req: Mutex<Request>,
+    cv: Condvar,
+}
+
+impl Helper {
+    fn serve(&self) {
+        let mut g = self.req.lock().unwrap();
+        loop {
+            match *g {
+                Request::Idle => g = self.cv.wait(g).unwrap(),
+                Request::Free(p, layout) => {
+                    // SAFETY: a live block with this layout, given up by the
+                    // interpreter.
+                    unsafe { dealloc(p, layout) };
+                    *g = Request::Idle;
+                    self.cv.notify_all();
+                }
+                Request::Quit => return,
+            }
+        }
+    }
+
+    /// Frees the block on the helper thread and waits until it is done.
+    fn free(&self, p: *mut u8, layout: Layout) {
+        let mut g = self.req.lock().unwrap();
+        *g = Request::Free(p, layout);
+        self.cv.notify_all();
+        while !matches!(*g, Request::Idle) {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+
+    fn quit(&self) {
+        *self.req.lock().unwrap() = Request::Quit;
+        self.cv.notify_all();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the model
+// ---------------------------------------------------------------------------
+
+/// Who serves a block: the inner allocator, or an arena instance (which may
+/// have been dropped since: an orphan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Heap,
+    Arena(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    /// Pattern seed.
+    id: u64,
+    /// Allocation sequence number (the model's position in the arena).
+    seq: u64,
+    owner: Owner,
+}
+
+impl Block {
+    fn layout(&self) -> Layout {
+        Layout::from_size_align(self.size, self.align).unwrap()
+    }
+}
+
+#[derive(Clone)]
+enum Handle {
+    Plain(Rc<Arena>),
+    Locked(Rc<LockedArena>),
+}
+
+impl Handle {
+    fn stats(&self) -> ArenaStats {
+        match self {
+            Handle::Plain(a) => a.stats(),
+            Handle::Locked(a) => a.stats(),
+        }
+    }
+
+    fn users(&self) -> usize {
+        match self {
+            Handle::Plain(a) => Rc::strong_count(a),
+            Handle::Locked(a) => Rc::strong_count(a),
+        }
+    }
+}
+
+struct Slot {
+    handle: Handle,
+    inst: u32,
+    /// Predicted `allocations` and `bytes_allocated`.
+    allocs: u64,
+    bytes: u64,
+    /// Predicted `resets`, `escapes`, `escaped_blocks` and `escaped_bytes`.
+    resets: u64,
+    escapes: u64,
+    escaped_blocks: u64,
+    escaped_bytes: u64,
+}
+
+impl Slot {
+    fn new(handle: Handle, inst: u32) -> Slot {
+        Slot {
+            handle,
+            inst,
+            allocs: 0,
+            bytes: 0,
+            resets: 0,
+            escapes: 0,
+            escaped_blocks: 0,
+            escaped_bytes: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Frame {
+    Region { slot: usize },
+    NoEscape { slot: usize },
+}
+
+/// How often interesting paths were taken, over all cases.
+#[derive(Default, Debug)]
+struct Coverage {
+    ops: Cell<u64>,
+    arena_allocs: Cell<u64>,
+    heap_allocs: Cell<u64>,
+    realloc_in_place: Cell<u64>,
+    realloc_grow_in_place: Cell<u64>,
+    realloc_moved: Cell<u64>,
+    remote_frees: Cell<u64>,
+    no_escape_clean: Cell<u64>,
+    checkpoints_discarded: Cell<u64>,
+    full_resets_clean: Cell<u64>,
+    full_resets_escaped: Cell<u64>,
+    no_escape_escaped: Cell<u64>,
+    escaped_blocks: Cell<u64>,
+    drops_with_live_blocks: Cell<u64>,
+    orphan_frees: Cell<u64>,
+    max_depth: Cell<u64>,
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields = [
+            ("ops", &self.ops),
+            ("arena allocs", &self.arena_allocs),
+            ("heap allocs", &self.heap_allocs),
+            ("reallocs in place", &self.realloc_in_place),
+            ("of which growing", &self.realloc_grow_in_place),
+            ("reallocs moved", &self.realloc_moved),
+            ("remote frees", &self.remote_frees),
+            ("clean no_escape", &self.no_escape_clean),
+            ("checkpoints dropped", &self.checkpoints_discarded),
+            ("no_escape with escapes", &self.no_escape_escaped),
+            ("clean full resets", &self.full_resets_clean),
+            ("full resets with escapes", &self.full_resets_escaped),
+            ("escaped blocks", &self.escaped_blocks),
+            ("arena drops with live blocks", &self.drops_with_live_blocks),
+            ("orphan frees", &self.orphan_frees),
+            ("deepest nesting", &self.max_depth),
+        ];
+        for (i, (name, v)) in fields.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {}", v.get())?;
+        }
+        Ok(())
+    }
+}
+
+fn inc(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+struct State<'h> {
+    slots: [Slot; SLOTS],
+    spare_plain: Vec<Rc<Arena>>,
+    spare_locked: Vec<Rc<LockedArena>>,
+    /// Live blocks, oldest (re)allocation first.
+    blocks: Vec<Block>,
+    frames: Vec<Frame>,
+    next_id: u64,
+    seq: u64,
+    next_inst: u32,
+    helper: &'h Helper,
+    cov: &'h Coverage,
+}
+
+fn new_handle(slot: usize) -> Handle {
+    if slot == 2 {
+        Handle::Locked(Rc::new(LockedArena::new()))
+    } else {
+        Handle::Plain(Rc::new(Arena::new()))
+    }
+}
+
+impl<'h> State<'h> {
+    fn new(ops: &[Op], helper: &'h Helper, cov: &'h Coverage) -> Self {
+        // Arenas that replace dropped ones are made now: `Rc::new` allocates.
+        let drops = |kind: fn(usize) -> bool| {
+            ops.iter()
+                .filter(|op| matches!(op, Op::DropArena(a) if kind(*a as usize % SLOTS)))
+                .count()
+        };
+        let n_plain = drops(|s| s != 2);
+        let n_locked = drops(|s| s == 2);
+        State {
+            slots: std::array::from_fn(|i| Slot::new(new_handle(i), i as u32)),
+            spare_plain: (0..n_plain).map(|_| Rc::new(Arena::new())).collect(),
+            spare_locked: (0..n_locked).map(|_| Rc::new(LockedArena::new())).collect(),
+            blocks: Vec::with_capacity(ops.len() + 1),
+            frames: Vec::with_capacity(MAX_FRAMES + 1),
+            next_id: 1,
+            seq: 0,
+            next_inst: SLOTS as u32,
+            helper,
+            cov,
+        }
+    }
+
+    /// The slot of the innermost region, if any.
+    fn context(&self) -> Option<usize> {
+        self.frames.iter().rev().find_map(|f| match *f {
+            Frame::Region { slot } => Some(slot),
+            Frame::NoEscape { .. } => None,
+        })
+    }
+
+    fn context_owner(&self) -> Owner {
+        match self.context() {
+            Some(s) => Owner::Arena(self.slots[s].inst),
+            None => Owner::Heap,
+        }
+    }
+
+    fn slot_of(&self, owner: Owner) -> Option<usize> {
+        match owner {
+            Owner::Heap => None,
+            Owner::Arena(inst) => (0..SLOTS).find(|&s| self.slots[s].inst == inst),
+        }
+    }
+
+    fn pick(&self, p: Pick) -> Option<usize> {
+        let n = self.blocks.len();
+        if n == 0 {
+            None
+        } else if p.recent {
+            Some(n - 1)
+        } else {
+            Some(p.index as usize % n)
+        }
+    }
+
+    /// Live blocks and rounded bytes of arena instance `inst` allocated after
+    /// sequence number `after`.
+    fn live_of(&self, inst: u32, after: u64) -> (u64, u64) {
+        self.blocks
+            .iter()
+            .filter(|b| b.owner == Owner::Arena(inst) && b.seq > after)
+            .fold((0, 0), |(n, bytes), b| {
+                (n + 1, bytes + b.size.next_multiple_of(8) as u64)
+            })
+    }
+
+    fn check_block(&self, b: &Block, full: bool, when: &'static str) {
+        assert_eq!(
+            is_arena_pointer(b.ptr),
+            b.owner != Owner::Heap,
+            "{when}: block {b:?} changed sides"
+        );
+        // Large blocks are sampled between full checks: every block gets a
+        // full check before it is freed.
+        let bad = if full || b.size <= 8192 {
+            // SAFETY: a live block of `b.size` bytes.
+            unsafe { check_raw(b.ptr, b.id, 0, b.size) }
+        } else {
+            // SAFETY: as above; every range lies inside the block.
+            unsafe {
+                check_raw(b.ptr, b.id, 0, 2048)
+                    .or_else(|| check_raw(b.ptr, b.id, b.size - 2048, b.size))
+                    .or_else(|| {
+                        (2048..b.size - 2048)
+                            .step_by(4096)
+                            .find_map(|o| check_raw(b.ptr, b.id, o, o + 8))
+                    })
+            }
+        };
+        if let Some(off) = bad {
+            panic!(
+                "{when}: block {b:?} is corrupted at offset {off} (byte {:#04x})",
+                // SAFETY: `off` lies inside the block.
+                unsafe { b.ptr.add(off).read() }
+            );
+        }
+    }
+
+    fn check_all_blocks(&self, when: &'static str) {
+        for b in &self.blocks {
+            self.check_block(b, false, when);
+        }
+    }
+
+    /// Compares an arena's counters with the model.
+    fn check_arena(&self, slot: usize, when: &'static str) -> ArenaStats {
+        let sl = &self.slots[slot];
+        let s = sl.handle.stats();
+        let (live, bytes) = self.live_of(sl.inst, 0);
+        let cps = self
+            .frames
+            .iter()
+            .filter(|f| matches!(f, Frame::NoEscape { slot: x, .. } if *x == slot))
+            .count() as u32;
+        assert_eq!(
+            s.live_blocks, live,
+            "{when}: live blocks of slot {slot}\n{s}"
+        );
+        assert_eq!(
+            s.live_bytes, bytes,
+            "{when}: live bytes of slot {slot}\n{s}"
+        );
+        assert_eq!(
+            s.allocations, sl.allocs,
+            "{when}: allocations of slot {slot}\n{s}"
+        );
+        assert_eq!(
+            s.bytes_allocated, sl.bytes,
+            "{when}: bytes allocated of slot {slot}\n{s}"
+        );
+        assert_eq!(s.resets, sl.resets, "{when}: resets of slot {slot}\n{s}");
+        assert_eq!(s.escapes, sl.escapes, "{when}: escapes of slot {slot}\n{s}");
+        assert_eq!(
+            s.escaped_blocks, sl.escaped_blocks,
+            "{when}: escaped blocks of slot {slot}\n{s}"
+        );
+        assert_eq!(
+            s.escaped_bytes, sl.escaped_bytes,
+            "{when}: escaped bytes of slot {slot}\n{s}"
+        );
+        assert_eq!(s.spills, 0, "{when}: spills of slot {slot}\n{s}");
+        assert_eq!(s.busy_lanes, 0, "{when}: busy lanes of slot {slot}\n{s}");
+        assert_eq!(
+            s.active_checkpoints, cps,
+            "{when}: checkpoints of slot {slot}\n{s}"
+        );
+        assert!(s.live_bytes <= s.bytes_in_use, "{when}: slot {slot}\n{s}");
+        assert!(
+            s.bytes_in_use <= s.peak_bytes_in_use,
+            "{when}: slot {slot}\n{s}"
+        );
+        assert!(s.bytes_in_use <= s.chunk_bytes, "{when}: slot {slot}\n{s}");
+        s
+    }
+
+    fn count_arena_alloc(&mut self, slot: Option<usize>, size: usize) {
+        if let Some(s) = slot {
+            self.slots[s].allocs += 1;
+            self.slots[s].bytes += size as u64;
+        }
+    }
+
+    // -- operations ---------------------------------------------------------
+
+    fn op_alloc(&mut self, size: usize, align_log2: u8, zeroed: bool) {
+        let align = 1usize << align_log2;
+        let layout = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: non-zero size.
+        let p = unsafe {
+            if zeroed {
+                alloc_zeroed(layout)
+            } else {
+                alloc(layout)
+            }
+        };
+        assert!(!p.is_null(), "allocation of {layout:?} failed");
+        assert_eq!(p as usize % align, 0, "misaligned block for {layout:?}");
+        let ctx = self.context();
+        let owner = self.context_owner();
+        assert_eq!(
+            is_arena_pointer(p),
+            ctx.is_some(),
+            "allocation of {layout:?} in context {owner:?} landed on the wrong side"
+        );
+        if zeroed {
+            // SAFETY: a fresh block of `size` bytes.
+            if let Some(off) = unsafe { first_nonzero(p, size) } {
+                panic!("alloc_zeroed({layout:?}) in {owner:?}: byte {off} is not zero");
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        // SAFETY: a fresh block of `size` bytes.
+        unsafe { fill_raw(p, id, 0, size) };
+        self.seq += 1;
+        self.blocks.push(Block {
+            ptr: p,
+            size,
+            align,
+            id,
+            seq: self.seq,
+            owner,
+        });
+        self.count_arena_alloc(ctx, size);
+        inc(if ctx.is_some() {
+            &self.cov.arena_allocs
+        } else {
+            &self.cov.heap_allocs
+        });
+    }
+
+    fn note_free(&self, b: &Block) {
+        if b.owner != Owner::Heap && self.slot_of(b.owner).is_none() {
+            inc(&self.cov.orphan_frees);
+        }
+    }
+
+    fn op_free(&mut self, pick: Pick, remote: bool) {
+        let Some(i) = self.pick(pick) else { return };
+        let b = self.blocks.remove(i);
+        self.check_block(&b, true, "before free");
+        self.note_free(&b);
+        if remote {
+            self.helper.free(b.ptr, b.layout());
+            inc(&self.cov.remote_frees);
+        } else {
+            // SAFETY: a live block with this layout.
+            unsafe { dealloc(b.ptr, b.layout()) };
+        }
+    }
+
+    fn op_realloc(&mut self, pick: Pick, resize: Resize) {
+        let Some(i) = self.pick(pick) else { return };
+        let b = self.blocks[i];
+        self.check_block(&b, true, "before realloc");
+        let new_size = match resize {
+            Resize::To(n) => n,
+            Resize::GrowBy(d) => b.size + d as usize,
+            Resize::ShrinkBy(d) => b.size.saturating_sub(d as usize).max(1),
+        };
+        // SAFETY: a live block with this layout; `new_size` is non-zero and
+        // far from overflowing when rounded to the alignment.
+        let p = unsafe { realloc(b.ptr, b.layout(), new_size) };
+        assert!(!p.is_null(), "realloc of {b:?} to {new_size} failed");
+        assert_eq!(p as usize % b.align, 0, "realloc of {b:?} misaligned");
+        let ctx = self.context();
+        let ctx_owner = self.context_owner();
+        let mut nb = Block {
+            ptr: p,
+            size: new_size,
+            ..b
+        };
+        if b.owner == Owner::Heap {
+            // A heap block stays on the heap, whatever the context.
+            assert!(!is_arena_pointer(p), "heap block {b:?} moved into an arena");
+        } else if p == b.ptr {
+            // In place: only a region of the block's own arena may do that.
+            assert_eq!(
+                ctx_owner, b.owner,
+                "arena block {b:?} was resized in place in context {ctx_owner:?}"
+            );
+            self.count_arena_alloc(ctx, new_size);
+            inc(&self.cov.realloc_in_place);
+            if new_size > b.size {
+                inc(&self.cov.realloc_grow_in_place);
+            }
+        } else {
+            // Shrinking inside a region of the block's arena is always in place.
+            assert!(
+                !(ctx_owner == b.owner && new_size <= b.size),
+                "shrinking {b:?} to {new_size} in its own arena moved it to {p:?}"
+            );
+            assert_eq!(
+                is_arena_pointer(p),
+                ctx.is_some(),
+                "arena block {b:?} moved to the wrong side in context {ctx_owner:?}"
+            );
+            self.note_free(&b);
+            self.count_arena_alloc(ctx, new_size);
+            self.seq += 1;
+            nb.owner = ctx_owner;
+            nb.seq = self.seq;
+            inc(&self.cov.realloc_moved);
+        }
+        let keep = b.size.min(new_size);
+        // SAFETY: the new block has `new_size` bytes.
+        if let Some(off) = unsafe { check_raw(p, b.id, 0, keep) } {
+            panic!("realloc of {b:?} to {new_size} at {p:?} lost byte {off}");
+        }
+        // SAFETY: as above.
+        unsafe { fill_raw(p, b.id, keep, new_size) };
+        if p == b.ptr {
+            self.blocks[i] = nb;
+        } else {
+            self.blocks.remove(i);
+            self.blocks.push(nb);
+        }
+    }
+
+    fn op_stats(&self, slot: usize) {
+        self.check_arena(slot, "Stats");
+        self.check_all_blocks("Stats");
+    }
+
+    fn op_reset(&mut self, slot: usize) {
+        let open = self
+            .frames
+            .iter()
+            .filter(|f| matches!(f, Frame::NoEscape { slot: x } if *x == slot))
+            .count();
+        let result = match &self.slots[slot].handle {
+            Handle::Plain(a) => a.try_reset(),
+            Handle::Locked(a) => a.try_reset(),
+        };
+        if open > 0 {
+            assert_eq!(
+                result,
+                Err(ResetError::OutOfOrder { newer: open }),
+                "full reset of slot {slot} with {open} no_escape block(s) open"
+            );
+            return;
+        }
+        let r = result.expect("a full reset with no checkpoint open");
+        let (n, bytes) = self.live_of(self.slots[slot].inst, 0);
+        assert_eq!(
+            (r.escaped_blocks, r.escaped_bytes, r.busy_lanes, r.untracked),
+            (n, bytes, 0, false),
+            "full reset of slot {slot}: {r}"
+        );
+        let sl = &mut self.slots[slot];
+        sl.resets += 1;
+        if n > 0 {
+            sl.escapes += 1;
+            sl.escaped_blocks += n;
+            sl.escaped_bytes += bytes;
+        }
+        let s = self.check_arena(slot, "after a full reset");
+        if n == 0 {
+            assert_eq!(s.bytes_in_use, 0, "a clean full reset of slot {slot}\n{s}");
+            inc(&self.cov.full_resets_clean);
+        } else {
+            inc(&self.cov.full_resets_escaped);
+        }
+        self.check_all_blocks("after a full reset");
+    }
+
+    fn op_drop_arena(&mut self, slot: usize) {
+        if self.slots[slot].handle.users() != 1 {
+            return; // a frame uses it
+        }
+        let fresh = match self.slots[slot].handle {
+            Handle::Plain(_) => Handle::Plain(self.spare_plain.pop().expect("pre-made arena")),
+            Handle::Locked(_) => Handle::Locked(self.spare_locked.pop().expect("pre-made arena")),
+        };
+        let old_inst = self.slots[slot].inst;
+        let (live, _) = self.live_of(old_inst, 0);
+        if live > 0 {
+            inc(&self.cov.drops_with_live_blocks);
+        }
+        let old = std::mem::replace(&mut self.slots[slot], Slot::new(fresh, self.next_inst));
+        self.next_inst += 1;
+        drop(old);
+        // Its live blocks are orphans now; they must stay valid.
+        self.check_all_blocks("after dropping an arena");
+    }
+
+    /// Checks the reset at the end of a `no_escape` block on `slot` that
+    /// began when the sequence counter was `seq` and the arena's counters
+    /// were `before`: exactly the blocks of the arena allocated since, and
+    /// still live, escaped.
+    fn after_no_escape(
+        &mut self,
+        slot: usize,
+        seq: u64,
+        before: &ArenaStats,
+        report: Option<ResetReport>,
+    ) {
+        let (n, bytes) = self.live_of(self.slots[slot].inst, seq);
+        if let Some(r) = report {
+            assert_eq!(
+                (r.escaped_blocks, r.escaped_bytes, r.busy_lanes),
+                (n, bytes, 0),
+                "reset_to on slot {slot}: {r}"
+            );
+            assert_eq!((r.concurrent_checkpoints, r.untracked), (0, false));
+        }
+        let sl = &mut self.slots[slot];
+        sl.resets += 1;
+        if n > 0 {
+            sl.escapes += 1;
+            sl.escaped_blocks += n;
+            sl.escaped_bytes += bytes;
+        }
+        let after = self.check_arena(slot, "after no_escape");
+        if n == 0 {
+            assert_eq!(
+                after.bytes_in_use, before.bytes_in_use,
+                "a clean no_escape on slot {slot} did not return to its checkpoint\nbefore: {before}\nafter: {after}"
+            );
+            inc(&self.cov.no_escape_clean);
+        } else {
+            inc(&self.cov.no_escape_escaped);
+            self.cov
+                .escaped_blocks
+                .set(self.cov.escaped_blocks.get() + n);
+        }
+        self.check_all_blocks("after no_escape");
+    }
+
+    /// Checks the arena after a checkpoint on `slot` was dropped: nothing
+    /// was reset.
+    fn after_discard(&mut self, slot: usize) {
+        self.check_arena(slot, "after dropping a checkpoint");
+        inc(&self.cov.checkpoints_discarded);
+    }
+
+    /// Frees everything and checks that every arena is back to empty.
+    fn finish(&mut self) {
+        assert!(self.frames.is_empty());
+        while let Some(b) = self.blocks.pop() {
+            self.check_block(&b, true, "at the end");
+            self.note_free(&b);
+            // SAFETY: a live block with this layout.
+            unsafe { dealloc(b.ptr, b.layout()) };
+        }
+        for slot in 0..SLOTS {
+            let s = self.check_arena(slot, "at the end");
+            assert_eq!(s.live_blocks, 0);
+            let r = match &self.slots[slot].handle {
+                Handle::Plain(a) => a.reset(),
+                Handle::Locked(a) => a.reset(),
+            };
+            assert!(r.is_clean(), "final reset of slot {slot}: {r}");
+            let s = self.slots[slot].handle.stats();
+            assert_eq!(s.bytes_in_use, 0, "slot {slot} after the final reset\n{s}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the interpreter
+// ---------------------------------------------------------------------------
+
+/// Runs `ops[*pc..]` until the end of the list or an operation that ends the
+/// innermost frame (which is the one this call runs in).
+fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
+    while *pc < ops.len() {
+        let op = ops[*pc];
+        *pc += 1;
+        inc(&st.cov.ops);
+        match op {
+            Op::Alloc {
+                size,
+                align_log2,
+                zeroed,
+            } => st.op_alloc(size, align_log2, zeroed),
+            Op::Free(p) => st.op_free(p, false),
+            Op::FreeOnOtherThread(p) => st.op_free(p, true),
+            Op::Realloc(p, r) => st.op_realloc(p, r),
+            Op::Stats(a) => st.op_stats(a as usize % SLOTS),
+            Op::Reset(a) => st.op_reset(a as usize % SLOTS),
+            Op::DropArena(a) => st.op_drop_arena(a as usize % SLOTS),
+            Op::EnterRegion(a) => {
+                if st.frames.len() >= MAX_FRAMES {
+                    continue;
+                }
+                let slot = a as usize % SLOTS;
+                st.frames.push(Frame::Region { slot });
+                let depth = st.frames.len() as u64;
+                st.cov.max_depth.set(st.cov.max_depth.get().max(depth));
+                match st.slots[slot].handle.clone() {
+                    Handle::Plain(h) => with_bumper(&*h, || interpret(st, ops, pc)),
+                    Handle::Locked(h) => with_bumper(&*h, || interpret(st, ops, pc)),
+                }
+                st.frames.pop();
+            }
+            Op::NoEscapeBegin(a) => begin_checkpoint(st, ops, pc, a, None),
+            Op::CheckpointBegin { arena, discard } => {
+                begin_checkpoint(st, ops, pc, arena, Some(discard))
+            }
+            Op::LeaveRegion => {
+                if matches!(st.frames.last(), Some(Frame::Region { .. })) {
+                    return;
+                }
+            }
+            Op::NoEscapeEnd => {
+                if matches!(st.frames.last(), Some(Frame::NoEscape { .. })) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs a `no_escape` block (`explicit` is `None`) or an explicit
+/// checkpoint, reset or (`Some(true)`) dropped at its end, around the
+/// following operations.
+fn begin_checkpoint(
+    st: &mut State<'_>,
+    ops: &[Op],
+    pc: &mut usize,
+    arena: u8,
+    explicit: Option<bool>,
+) {
+    let open = st
+        .frames
+        .iter()
+        .filter(|f| matches!(f, Frame::NoEscape { .. }))
+        .count();
+    if st.frames.len() >= MAX_FRAMES || open >= MAX_NO_ESCAPE {
+        return;
+    }
+    let slot = arena as usize % SLOTS;
+    let handle = st.slots[slot].handle.clone();
+    let before = handle.stats();
+    let seq = st.seq;
+    st.frames.push(Frame::NoEscape { slot });
+    let report = match (&handle, explicit) {
+        (Handle::Plain(h), None) => {
+            h.no_escape(|| interpret(st, ops, pc));
+            None
+        }
+        (Handle::Locked(h), None) => {
+            h.no_escape(|| interpret(st, ops, pc));
+            None
+        }
+        (Handle::Plain(h), Some(discard)) => {
+            let cp = h.checkpoint();
+            interpret(st, ops, pc);
+            (!discard).then(|| h.reset_to(cp))
+        }
+        (Handle::Locked(h), Some(discard)) => {
+            let cp = h.checkpoint();
+            interpret(st, ops, pc);
+            (!discard).then(|| h.reset_to(cp))
+        }
+    };
+    st.frames.pop();
+    if explicit == Some(true) {
+        st.after_discard(slot);
+    } else {
+        st.after_no_escape(slot, seq, &before, report);
+    }
+}
+
+fn run_case(ops: &[Op], helper: &Helper, cov: &Coverage) {
+    let mut st = State::new(ops, helper, cov);
+    let (blocks_cap, frames_cap) = (st.blocks.capacity(), st.frames.capacity());
+    let mut pc = 0;
+    interpret(&mut st, ops, &mut pc);
+    // The interpreter must not have allocated (its allocations would have
+    // distorted the arenas' counts).
+    assert_eq!(st.blocks.capacity(), blocks_cap);
+    assert_eq!(st.frames.capacity(), frames_cap);
+    st.finish();
+}
+
+#[test]
+fn random_operation_sequences_match_the_model() {
+    let p = params();
+    let helper = Helper {
+        req: Mutex::new(Request::Idle),
+        cv: Condvar::new(),
+    };
+    let cov = Coverage::default();
+    let config = Config {
+        cases: p.cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = if cfg!(miri) {
+        TestRunner::new_with_rng(
+            config,
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        )
+    } else {
+        TestRunner::new(config)
+    };
+    let strategy = prop::collection::vec(op_strategy(&p), 0..=p.max_ops);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| helper.serve());
+        struct Quit<'a>(&'a Helper);
+        impl Drop for Quit<'_> {
+            fn drop(&mut self) {
+                self.0.quit();
+            }
+        }
+        let _quit = Quit(&helper);
+        runner.run(&strategy, |ops| {
+            run_case(&ops, &helper, &cov);
+            Ok(())
+        })
+    });
+    println!("coverage over {} cases: {cov}", p.cases);
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, ops)) => panic!(
+            "model test failed: {reason}\nminimal failing sequence ({} ops):\n{ops:#?}",
+            ops.len()
+        ),
+        Err(e) => panic!("model test aborted: {e}"),
+    }
+}
