@@ -29,7 +29,7 @@ use std::sync::{Condvar, Mutex};
 use bumper::{
     Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
 };
-use common::{check_raw, fill_raw, first_nonzero};
+use common::{InnerCalls, check_raw, fill_raw, first_nonzero, inner_calls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 
@@ -297,8 +297,15 @@ impl Slot {
 
 #[derive(Clone, Copy)]
 enum Frame {
-    Region { slot: usize },
-    NoEscape { slot: usize },
+    Region {
+        slot: usize,
+    },
+    /// A `no_escape` block or an explicit checkpoint.
+    NoEscape {
+        slot: usize,
+        /// The sequence counter when it began.
+        seq: u64,
+    },
 }
 
 /// How often interesting paths were taken, over all cases.
@@ -366,6 +373,8 @@ struct State<'h> {
     next_inst: u32,
     helper: &'h Helper,
     cov: &'h Coverage,
+    /// Predicted calls to the inner allocator from this thread.
+    inner: InnerCalls,
 }
 
 fn new_handle(slot: usize) -> Handle {
@@ -397,6 +406,11 @@ impl<'h> State<'h> {
             next_inst: SLOTS as u32,
             helper,
             cov,
+            inner: InnerCalls {
+                allocs: 0,
+                frees: 0,
+                reallocs: 0,
+            },
         }
     }
 
@@ -582,6 +596,9 @@ impl<'h> State<'h> {
             owner,
         });
         self.count_arena_alloc(ctx, size);
+        if ctx.is_none() {
+            self.inner.allocs += 1;
+        }
         inc(if ctx.is_some() {
             &self.cov.arena_allocs
         } else {
@@ -606,6 +623,9 @@ impl<'h> State<'h> {
         } else {
             // SAFETY: a live block with this layout.
             unsafe { dealloc(b.ptr, b.layout()) };
+            if b.owner == Owner::Heap {
+                self.inner.frees += 1;
+            }
         }
     }
 
@@ -633,17 +653,32 @@ impl<'h> State<'h> {
         if b.owner == Owner::Heap {
             // A heap block stays on the heap, whatever the context.
             assert!(!is_arena_pointer(p), "heap block {b:?} moved into an arena");
+            self.inner.reallocs += 1;
         } else if p == b.ptr {
             // In place: only a region of the block's own arena may do that.
             assert_eq!(
                 ctx_owner, b.owner,
                 "arena block {b:?} was resized in place in context {ctx_owner:?}"
             );
-            self.count_arena_alloc(ctx, new_size);
-            inc(&self.cov.realloc_in_place);
-            if new_size > b.size {
+            if new_size.next_multiple_of(8) > b.size.next_multiple_of(8) {
+                // Growth in place only for a block allocated after the
+                // innermost checkpoint of its arena (else a reset to that
+                // checkpoint would reclaim the tail).
+                let slot = ctx.expect("in place means in a region");
+                let floor = self.frames.iter().rev().find_map(|f| match *f {
+                    Frame::NoEscape { slot: x, seq } if x == slot => Some(seq),
+                    _ => None,
+                });
+                if let Some(floor) = floor {
+                    assert!(
+                        b.seq > floor,
+                        "{b:?} grew in place to {new_size} although it predates the innermost checkpoint (sequence {floor})"
+                    );
+                }
                 inc(&self.cov.realloc_grow_in_place);
             }
+            self.count_arena_alloc(ctx, new_size);
+            inc(&self.cov.realloc_in_place);
         } else {
             // Shrinking inside a region of the block's arena is always in place.
             assert!(
@@ -657,6 +692,9 @@ impl<'h> State<'h> {
             );
             self.note_free(&b);
             self.count_arena_alloc(ctx, new_size);
+            if ctx.is_none() {
+                self.inner.allocs += 1;
+            }
             self.seq += 1;
             nb.owner = ctx_owner;
             nb.seq = self.seq;
@@ -686,7 +724,7 @@ impl<'h> State<'h> {
         let open = self
             .frames
             .iter()
-            .filter(|f| matches!(f, Frame::NoEscape { slot: x } if *x == slot))
+            .filter(|f| matches!(f, Frame::NoEscape { slot: x, .. } if *x == slot))
             .count();
         let result = match &self.slots[slot].handle {
             Handle::Plain(a) => a.try_reset(),
@@ -740,6 +778,7 @@ impl<'h> State<'h> {
         let old = std::mem::replace(&mut self.slots[slot], Slot::new(fresh, self.next_inst));
         self.next_inst += 1;
         drop(old);
+        self.inner.frees += 1; // the `Rc`'s heap box
         // Its live blocks are orphans now; they must stay valid.
         self.check_all_blocks("after dropping an arena");
     }
@@ -802,6 +841,9 @@ impl<'h> State<'h> {
             self.note_free(&b);
             // SAFETY: a live block with this layout.
             unsafe { dealloc(b.ptr, b.layout()) };
+            if b.owner == Owner::Heap {
+                self.inner.frees += 1;
+            }
         }
         for slot in 0..SLOTS {
             let s = self.check_arena(slot, "at the end");
@@ -894,7 +936,7 @@ fn begin_checkpoint(
     let handle = st.slots[slot].handle.clone();
     let before = handle.stats();
     let seq = st.seq;
-    st.frames.push(Frame::NoEscape { slot });
+    st.frames.push(Frame::NoEscape { slot, seq });
     let report = match (&handle, explicit) {
         (Handle::Plain(h), None) => {
             h.no_escape(|| interpret(st, ops, pc));
@@ -926,6 +968,7 @@ fn begin_checkpoint(
 fn run_case(ops: &[Op], helper: &Helper, cov: &Coverage) {
     let mut st = State::new(ops, helper, cov);
     let (blocks_cap, frames_cap) = (st.blocks.capacity(), st.frames.capacity());
+    let start = inner_calls();
     let mut pc = 0;
     interpret(&mut st, ops, &mut pc);
     // The interpreter must not have allocated (its allocations would have
@@ -933,6 +976,16 @@ fn run_case(ops: &[Op], helper: &Helper, cov: &Coverage) {
     assert_eq!(st.blocks.capacity(), blocks_cap);
     assert_eq!(st.frames.capacity(), frames_cap);
     st.finish();
+    // Exactly the heap traffic the model predicts reached the inner
+    // allocator from this thread: nothing spilled, no arena block went there,
+    // and no heap block was moved into an arena.
+    let end = inner_calls();
+    let got = InnerCalls {
+        allocs: end.allocs - start.allocs,
+        frees: end.frees - start.frees,
+        reallocs: end.reallocs - start.reallocs,
+    };
+    assert_eq!(got, st.inner, "calls to the inner allocator");
 }
 
 #[test]
