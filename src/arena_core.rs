@@ -291,7 +291,8 @@ impl ArenaCore {
                 let lane = self.lane((tid as usize).wrapping_add(j) % n);
                 match lane.try_claim(tid) {
                     Claim::Taken => return self.entered(lane),
-                    _ => serviced |= lane.is_service_claimed(),
+                    // Held by a service claim, or given back just now.
+                    _ => serviced |= lane.is_service_claimed() || lane.owner() == 0,
                 }
             }
             if n < self.max_lanes
