@@ -15,9 +15,12 @@
 //!
 //! Environment: `BUMPER_STRESS_OPS` (operations over all threads, default
 //! 200000; 400 under Miri), `BUMPER_STRESS_THREADS` (default 4; 2 under
-//! Miri) and `BUMPER_STRESS_SEED` (default: from the clock; printed on
-//! failure). A long run: `BUMPER_STRESS_OPS=50000000 cargo test --release
-//! --test stress`.
+//! Miri) and `BUMPER_STRESS_SEED` (default: from the clock, 1 under Miri;
+//! printed on failure). The interleaving of threads is not reproducible, so a
+//! seed replays each thread's choices, not the run. A long run:
+//! `BUMPER_STRESS_OPS=50000000 cargo test --release --test stress`. Under
+//! Miri the variables must be forwarded, e.g.
+//! `MIRIFLAGS="-Zmiri-env-forward=BUMPER_STRESS_OPS"`.
 
 mod common;
 counting_shim!();
