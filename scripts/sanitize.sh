@@ -9,9 +9,9 @@
 #   scripts/sanitize.sh            # everything available
 #   scripts/sanitize.sh miri asan  # a subset: miri, asan, tsan
 #
-# Sizes: the model test runs BUMPER_MODEL_CASES cases, the stress test
-# BUMPER_STRESS_OPS operations per thread (small defaults under Miri; set
-# them higher for a long run).
+# Sizes: under the sanitizers the model test runs BUMPER_MODEL_CASES cases
+# (default 32) and the stress test BUMPER_STRESS_OPS operations per thread
+# (default 20000); under Miri both pick small sizes by themselves.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,9 +67,11 @@ run_miri() {
     fi
     export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance -Zmiri-tree-borrows}"
     step miri-lib cargo +nightly miri test --lib
+    # The model and stress tests pick small sizes under Miri by themselves
+    # (Miri does not pass environment variables through unless told to with
+    # -Zmiri-env-forward).
     # shellcheck disable=SC2046
-    step miri-core env BUMPER_MODEL_CASES="${BUMPER_MODEL_CASES:-4}" BUMPER_STRESS_OPS="${BUMPER_STRESS_OPS:-40}" \
-        cargo +nightly miri test $(targets miri_core model stress)
+    step miri-core cargo +nightly miri test $(targets miri_core model stress)
     # Interleavings differ between seeds: the threaded core tests under several.
     step miri-seeds env MIRIFLAGS="$MIRIFLAGS -Zmiri-many-seeds=0..8" cargo +nightly miri test --test miri_core
 }
@@ -83,6 +85,7 @@ run_sanitizer() {
     fi
     # shellcheck disable=SC2046
     step "$kind" env RUSTFLAGS="-Zsanitizer=$kind" RUSTDOCFLAGS="-Zsanitizer=$kind" \
+        BUMPER_MODEL_CASES="${BUMPER_MODEL_CASES:-32}" BUMPER_STRESS_OPS="${BUMPER_STRESS_OPS:-20000}" \
         TSAN_OPTIONS="halt_on_error=1" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1" \
         cargo +nightly test -Zbuild-std --target "$TARGET" --target-dir "target/$kind" \
         $(targets miri_core stress model locked ownership seed_examples lifecycle)
