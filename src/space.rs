@@ -124,7 +124,15 @@ static SPACE: Space = Space {
     retained: AtomicUsize::new(0),
 };
 
-/// Error returned by [`configure`](crate::configure_address_space).
+/// Error returned by [`configure_address_space`](crate::configure_address_space).
+///
+/// ```
+/// use bumper::SpaceError;
+///
+/// let err = bumper::configure_address_space(1024).unwrap_err();
+/// assert_eq!(err, SpaceError::TooSmall { requested: 1024 });
+/// println!("{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpaceError {
     /// The reservation was already made (an arena exists or existed).
@@ -287,7 +295,15 @@ pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
     unsafe { (*table.add(idx)).load(Ordering::Acquire) }
 }
 
-/// Process-wide figures about the address space.
+/// Process-wide figures about the address space, from
+/// [`space_stats`](crate::space_stats).
+///
+/// ```
+/// let arena = bumper::Arena::new();
+/// let s: bumper::SpaceStats = bumper::space_stats();
+/// assert!(s.reserved >= s.in_use);
+/// # drop(arena);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpaceStats {
     /// Bytes of address space reserved (0 before the first arena).
