@@ -449,13 +449,7 @@ impl ArenaCore {
             return Ok(report);
         }
         let generation = self.generation();
-        for i in 0..self.lane_count() {
-            let lane = self.lane(i);
-            let claim = lane.try_service_claim(tid);
-            if claim == Claim::Busy {
-                report.busy_lanes += 1;
-                continue;
-            }
+        report.busy_lanes = self.for_each_claimable_lane(tid, |lane| {
             if lane.seen_gen() != generation {
                 lane.sync(&ctl, generation);
             }
@@ -464,10 +458,7 @@ impl ArenaCore {
             report.escaped_blocks += r.escaped_blocks;
             report.escaped_bytes += r.escaped_bytes;
             report.untracked |= r.untracked;
-            if claim == Claim::Taken {
-                lane.release_claim();
-            }
-        }
+        });
         if let Some(idx) = serial.and_then(|s| ctl.position(s)) {
             ctl.remove(idx);
             self.bump_generation();
@@ -503,6 +494,26 @@ impl ArenaCore {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Runs `f` on every lane that thread `tid` holds or can claim for a
+    /// moment (a service claim, given back afterwards). Returns how many
+    /// lanes were skipped because another thread's region holds them.
+    fn for_each_claimable_lane(&self, tid: u64, mut f: impl FnMut(&Lane)) -> u32 {
+        let mut busy = 0;
+        for i in 0..self.lane_count() {
+            let lane = self.lane(i);
+            let claim = lane.try_service_claim(tid);
+            if claim == Claim::Busy {
+                busy += 1;
+                continue;
+            }
+            f(lane);
+            if claim == Claim::Taken {
+                lane.release_claim();
+            }
+        }
+        busy
+    }
+
     // ------------------------------------------------------------------
     // statistics
     // ------------------------------------------------------------------
@@ -510,19 +521,9 @@ impl ArenaCore {
     pub(crate) fn stats(&self, tid: u64) -> ArenaStats {
         let ctl = self.control.lock();
         let mut sum = LaneStats::default();
-        let mut busy = 0u32;
         let n = self.lane_count();
-        for i in 0..n {
-            let lane = self.lane(i);
-            let claim = lane.try_service_claim(tid);
-            if claim == Claim::Busy {
-                busy += 1;
-                continue;
-            }
+        let busy = self.for_each_claimable_lane(tid, |lane| {
             let s = lane.stats();
-            if claim == Claim::Taken {
-                lane.release_claim();
-            }
             sum.allocs += s.allocs;
             sum.bytes += s.bytes;
             sum.in_use += s.in_use;
@@ -531,7 +532,7 @@ impl ArenaCore {
             sum.live_bytes += s.live_bytes;
             sum.chunk_bytes += s.chunk_bytes;
             sum.chunks += s.chunks;
-        }
+        });
         let active = ctl.n as u32;
         drop(ctl);
         let c = &self.counters;
@@ -578,7 +579,7 @@ impl ArenaCore {
     /// may be inside a region of it.
     pub(crate) unsafe fn close(this: *const ArenaCore, tid: u64) -> ResetReport {
         let mut report = ResetReport::default();
-        let mut stuck = false;
+        let stuck;
         let live;
         {
             // SAFETY: the core is live (caller contract).
@@ -586,15 +587,7 @@ impl ArenaCore {
             let ctl = core.control.lock();
             let generation = core.generation();
             let mut blocks = 0i64;
-            for i in 0..core.lane_count() {
-                let lane = core.lane(i);
-                let claim = lane.try_service_claim(tid);
-                if claim == Claim::Busy {
-                    // A thread died inside a region without leaving it; its
-                    // lane can never be accounted for. Keep everything.
-                    stuck = true;
-                    continue;
-                }
+            let busy = core.for_each_claimable_lane(tid, |lane| {
                 lane.sync(&ctl, generation);
                 let r = lane.reset(None);
                 // Close the remote list only now: later frees of this
@@ -609,8 +602,11 @@ impl ArenaCore {
                 blocks += live_blocks as i64;
                 let freed = lane.release_spares();
                 core.held.fetch_sub(freed, Ordering::Relaxed);
-                lane.release_claim();
-            }
+            });
+            // A busy lane means a thread died inside a region without
+            // leaving it; that lane can never be accounted for, so the
+            // arena is kept for good.
+            stuck = busy > 0;
             drop(ctl);
             live = blocks;
         }
