@@ -84,7 +84,9 @@ pub use stats::{ArenaStats, Bytes, Measurement, measure};
 /// be called before the first arena is created. The environment variable
 /// `BUMPER_RESERVE` (e.g. `4G`) does the same without code.
 ///
-/// If the reservation is too small for the work, arenas spill to the inner
+/// If the OS refuses the size asked for (a low `ulimit -v`, valgrind),
+/// bumper retries with halved sizes down to 64 MiB. If the reservation is too
+/// small for the work, or refused entirely, arenas spill to the inner
 /// allocator; nothing fails.
 ///
 /// ```
@@ -135,5 +137,11 @@ pub mod __testing {
     /// OS refused them.
     pub fn fail_next_os_calls(n: usize) {
         crate::sys::inject_failures(n);
+    }
+
+    /// Makes the process behave as if the OS refused the address-space
+    /// reservation (if it has not been made yet).
+    pub fn refuse_address_space() {
+        crate::space::refuse_reservation();
     }
 }

@@ -230,6 +230,44 @@ pub(crate) fn parse_size(s: &[u8]) -> Option<usize> {
     n.checked_mul(1usize << shift)
 }
 
+/// Reservations smaller than this are not retried after a refusal.
+const MIN_RETRY_RESERVE: usize = 64 << 20;
+
+/// Set by the fault-injection hook: behave as if the OS refused every
+/// reservation.
+static REFUSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes the process behave as if the OS refused the reservation, if it has
+/// not been made yet. For tests.
+pub(crate) fn refuse_reservation() {
+    REFUSE.store(true, Ordering::Release);
+}
+
+/// Maps the slab table and reserves `len` bytes. Returns false (having
+/// undone any partial work) if the OS refuses either.
+fn reserve_exactly(len: usize) -> bool {
+    let slabs = len >> SLAB_SHIFT;
+    if slabs == 0 {
+        return false;
+    }
+    let table_bytes =
+        (slabs * core::mem::size_of::<AtomicPtr<ChunkHeader>>()).next_multiple_of(sys::PAGE);
+    let table = sys::map(table_bytes);
+    if table.is_null() {
+        return false;
+    }
+    let base = sys::reserve(len, SLAB);
+    if base.is_null() {
+        sys::unmap(table, table_bytes);
+        return false;
+    }
+    SPACE.table.store(table.cast(), Ordering::Relaxed);
+    SPACE.base_ptr.store(base, Ordering::Relaxed);
+    SPACE.base.store(base as usize, Ordering::Relaxed);
+    SPACE.len.store(len, Ordering::Relaxed);
+    true
+}
+
 /// Makes the reservation if it has not been made. Called when arenas are
 /// created, never from the allocator path, so spinning while another thread
 /// initialises is allowed.
@@ -248,27 +286,26 @@ pub(crate) fn init() {
         }
         return;
     }
-    let len = wanted_size() & !(SLAB - 1);
-    let slabs = len >> SLAB_SHIFT;
-    let table_bytes =
-        (slabs * core::mem::size_of::<AtomicPtr<ChunkHeader>>()).next_multiple_of(sys::PAGE);
-    let table = if slabs > 0 {
-        sys::map(table_bytes)
-    } else {
-        ptr::null_mut()
-    };
-    let base = if table.is_null() {
-        ptr::null_mut()
-    } else {
-        sys::reserve(len, SLAB)
-    };
-    if !base.is_null() {
-        SPACE.table.store(table.cast(), Ordering::Relaxed);
-        SPACE.base_ptr.store(base, Ordering::Relaxed);
-        SPACE.base.store(base as usize, Ordering::Relaxed);
-        SPACE.len.store(len, Ordering::Relaxed);
-    } else if !table.is_null() {
-        sys::unmap(table, table_bytes);
+    if REFUSE.load(Ordering::Acquire) {
+        SPACE.state.store(2, Ordering::Release);
+        return;
+    }
+    // If the OS refuses the size asked for (a low `ulimit -v`, valgrind,
+    // overcommit settings), try smaller reservations before giving up.
+    let mut len = wanted_size() & !(SLAB - 1);
+    let shrunk_floor = (MIN_RETRY_RESERVE).min(len);
+    loop {
+        if reserve_exactly(len) {
+            break;
+        }
+        if len <= shrunk_floor {
+            sys::write_stderr(
+                b"bumper: the OS refused every address-space reservation; arenas will \
+                  serve nothing and every allocation in a region goes to the inner allocator\n",
+            );
+            break;
+        }
+        len = (len / 2).max(shrunk_floor) & !(SLAB - 1);
     }
     // An empty space (reservation refused) is still "ready": every chunk
     // request fails and arenas spill to the inner allocator.

@@ -13,9 +13,7 @@ use std::sync::Once;
 
 fn setup() {
     static ONCE: Once = Once::new();
-    // The first OS call of the process's first arena maps the slab table;
-    // refusing it leaves the space empty.
-    ONCE.call_once(|| bumper::__testing::fail_next_os_calls(1));
+    ONCE.call_once(bumper::__testing::refuse_address_space);
 }
 
 #[test]
