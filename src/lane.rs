@@ -163,11 +163,12 @@ pub(crate) struct Lane {
     spill_only: bool,
 }
 
-// SAFETY: the owner-only fields (every `Cell` and the segment stack) are
-// accessed only by the thread that holds the claim (see the module docs); the
-// claim is transferred with acquire/release operations on `owner`. The fields
-// other threads touch (`owner`, `remote`) are atomics. The spill-only lanes
-// that several threads may use at once are never written through the `Cell`s.
+// The owner-only fields (every `Cell` and the segment stack) are accessed
+// only by the thread that holds the claim (see the module docs); the claim is
+// transferred with acquire/release operations on `owner`.
+// SAFETY: as just said; the fields other threads touch (`owner`, `remote`)
+// are atomics, and the spill-only lanes that several threads may use at once
+// are never written through their `Cell`s.
 unsafe impl Sync for Lane {}
 // SAFETY: as above; a lane has no thread affinity beyond its claim.
 unsafe impl Send for Lane {}

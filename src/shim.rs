@@ -164,14 +164,15 @@ unsafe fn arena_free(ptr: *mut u8, size: usize) {
     unsafe { arena_free_slow(ptr, size) }
 }
 
-// SAFETY: every method either forwards to the inner allocator with the
-// caller's arguments, or serves the request from an arena chunk: memory in
-// the reserved space that is committed, aligned as asked (bump pointers are
+// Every method either forwards to the inner allocator with the caller's
+// arguments, or serves the request from an arena chunk: memory in the
+// reserved space that is committed, aligned as asked (bump pointers are
 // aligned up to `layout.align()`, at most `MAX_ALIGN`, and chunks are aligned
-// to it), at least `layout.size()` bytes long, and not handed out again while
-// live (a reset reclaims memory only once every block above the checkpoint is
-// freed). `dealloc`/`realloc` decide by address which of the two owns a
-// pointer, so each block is returned to the allocator that produced it.
+// to it) and at least `layout.size()` bytes long.
+// SAFETY: arena memory is not handed out again while live (a reset reclaims
+// it only once every block above the checkpoint is freed), and
+// `dealloc`/`realloc` decide by address which allocator owns a pointer, so
+// each block goes back to the allocator that produced it.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

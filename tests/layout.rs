@@ -19,6 +19,7 @@ fn alignments_up_to_a_page_are_served_by_the_arena() {
             let align = 1usize << shift;
             for size in [1usize, 3, 8, 17, align, align + 1, 3 * align] {
                 let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: the layout has a non-zero size.
                 let p = unsafe { alloc(layout) };
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "size {size} align {align}");
@@ -26,13 +27,16 @@ fn alignments_up_to_a_page_are_served_by_the_arena() {
                     is_arena_pointer(p),
                     "align {align} was not served by the arena"
                 );
+                // SAFETY: the pointer is to a live block at least that long.
                 unsafe { p.write_bytes(shift as u8, size) };
                 live.push((p, layout, shift as u8));
             }
         }
         for (p, layout, tag) in live {
+            // SAFETY: the pointer is to a live block at least that long.
             let s = unsafe { std::slice::from_raw_parts(p, layout.size()) };
             assert!(s.iter().all(|&b| b == tag), "blocks overlap");
+            // SAFETY: the block was allocated with this layout and is not used afterwards.
             unsafe { dealloc(p, layout) };
         }
     });
@@ -47,19 +51,24 @@ fn larger_alignments_are_honoured() {
         for shift in 13..=22 {
             let align = 1usize << shift;
             let layout = Layout::from_size_align(100, align).unwrap();
+            // SAFETY: the layout has a non-zero size.
             let p = unsafe { alloc(layout) };
             assert!(!p.is_null());
             assert_eq!(p as usize % align, 0, "align {align}");
             // Up to 64 KiB in the arena, beyond that from the inner allocator.
             assert_eq!(is_arena_pointer(p), align <= 64 * 1024, "align {align}");
+            // SAFETY: the pointer is to a live block at least that long.
             unsafe { p.write_bytes(0xCD, 100) };
+            // SAFETY: the block is live and was allocated with `layout`; the new size is non-zero.
             let q = unsafe { realloc(p, layout, 5000) };
             assert_eq!(q as usize % align, 0, "realloc lost the alignment {align}");
             assert!(
+                // SAFETY: the pointer is to a live block at least that long.
                 unsafe { std::slice::from_raw_parts(q, 100) }
                     .iter()
                     .all(|&b| b == 0xCD)
             );
+            // SAFETY: the block was allocated with this layout and is not used afterwards.
             unsafe { dealloc(q, Layout::from_size_align(5000, align).unwrap()) };
         }
     });
@@ -85,13 +94,16 @@ fn alloc_zeroed_is_zeroed_also_when_memory_is_reused() {
                 for i in 0..50usize {
                     let size = 100 + i * 37 + round as usize;
                     let layout = Layout::from_size_align(size, 8).unwrap();
+                    // SAFETY: the layout has a non-zero size.
                     let p = unsafe { alloc_zeroed(layout) };
                     assert!(is_arena_pointer(p));
+                    // SAFETY: the pointer is to a live block at least that long.
                     let s = unsafe { std::slice::from_raw_parts(p, size) };
                     assert!(
                         s.iter().all(|&b| b == 0),
                         "round {round}: alloc_zeroed returned dirty memory"
                     );
+                    // SAFETY: the pointer is to a live block at least that long.
                     unsafe { p.write_bytes(0xEE, size) };
                 }
             });

@@ -77,26 +77,31 @@ impl<A> Detector<A> {
     }
 }
 
+// SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Detector<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::enter("alloc");
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         let p = unsafe { self.0.alloc(layout) };
         Self::leave();
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::enter("alloc_zeroed");
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         let p = unsafe { self.0.alloc_zeroed(layout) };
         Self::leave();
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         Self::enter("dealloc");
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { self.0.dealloc(ptr, layout) };
         Self::leave();
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         Self::enter("realloc");
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         let p = unsafe { self.0.realloc(ptr, layout, new_size) };
         Self::leave();
         p
@@ -119,21 +124,26 @@ impl Probe {
     }
 }
 
+// SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged.
 unsafe impl GlobalAlloc for Probe {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::seen();
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::seen();
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         Self::seen();
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         Self::seen();
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -22,15 +22,18 @@ fn bump(c: &'static std::thread::LocalKey<Cell<u64>>) {
     c.with(|v| v.set(v.get() + 1));
 }
 
+// SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         bump(&ALLOCS);
         GLOBAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         bump(&ALLOCS);
         GLOBAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -40,6 +43,7 @@ unsafe impl GlobalAlloc for Counting {
         );
         bump(&FREES);
         GLOBAL_FREES.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -48,6 +52,7 @@ unsafe impl GlobalAlloc for Counting {
             "the inner allocator was asked to realloc an arena pointer"
         );
         bump(&REALLOCS);
+        // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -196,6 +201,7 @@ pub unsafe fn check_raw(p: *const u8, seed: u64, from: usize, to: usize) -> Opti
         for (k, &x) in ws.iter().enumerate() {
             if x != expect {
                 let at = i + 8 * k;
+                // SAFETY: `j` is inside the checked range (caller contract).
                 return (at..at + 8).find(|&j| unsafe { p.add(j).read() } != byte_at(j));
             }
             expect = u64::from_le(expect).wrapping_add(step).to_le();
