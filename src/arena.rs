@@ -592,8 +592,14 @@ macro_rules! arena_api {
             /// arena's policy.
             fn drop(&mut self) {
                 let (id, policy) = (self.id(), self.core().policy);
-                // SAFETY: the handle is going away and no region can be active
-                // (a region borrows the arena).
+                // A region borrows the arena, so normally none is active here.
+                // But `exit()` runs thread-local destructors while the frames
+                // below it stay suspended, and a stackful coroutine can be
+                // leaked while inside a region: end this thread's regions of
+                // the arena first, so that no route names it afterwards.
+                scope::detach_arena(self.core.as_ptr());
+                // SAFETY: the handle is going away, and this thread has no
+                // region of the arena left.
                 let report = unsafe { ArenaCore::close(self.core.as_ptr(), scope::tid()) };
                 handle_escape(policy, EscapeSite::Drop, id, &report);
             }

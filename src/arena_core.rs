@@ -64,6 +64,14 @@ impl Control {
     }
 }
 
+/// Whether [`ArenaCore::for_each_claimable_lane`] visits the lanes the
+/// calling thread holds for its own regions, or counts them as busy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OwnRegions {
+    Include,
+    Busy,
+}
+
 /// Settings fixed at creation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
@@ -115,6 +123,10 @@ pub(crate) struct ArenaCore {
     pub(crate) counters: Counters,
     /// Used when every lane is taken: all requests spill.
     spill_lane: Lane,
+    /// Regions currently running on `spill_lane` (on any thread). The spill
+    /// lane is never claimed, so this is how `close` knows a region still
+    /// routes to this core through it.
+    spill_regions: AtomicUsize,
 }
 
 // SAFETY: the fields written after creation are atomics, the spin-locked
@@ -199,6 +211,7 @@ impl ArenaCore {
                 map_len,
                 counters: Counters::default(),
                 spill_lane: Lane::new(core_ptr, 0, true),
+                spill_regions: AtomicUsize::new(0),
             });
             Lane::init(lane0, core_ptr, home, cfg.chunk_size, false);
             (*core_ptr).lanes[0].store(lane0, Ordering::Relaxed);
@@ -312,6 +325,7 @@ impl ArenaCore {
         self.counters
             .lanes_exhausted
             .fetch_add(1, Ordering::Relaxed);
+        self.spill_regions.fetch_add(1, Ordering::AcqRel);
         &self.spill_lane
     }
 
@@ -363,6 +377,7 @@ impl ArenaCore {
     /// Ends a region on `lane`.
     pub(crate) fn exit(&self, lane: &Lane) {
         if lane.is_spill_only() {
+            self.spill_regions.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let d = lane.depth().get() - 1;
@@ -449,7 +464,7 @@ impl ArenaCore {
             return Ok(report);
         }
         let generation = self.generation();
-        report.busy_lanes = self.for_each_claimable_lane(tid, |lane| {
+        report.busy_lanes = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
             if lane.seen_gen() != generation {
                 lane.sync(&ctl, generation);
             }
@@ -494,15 +509,16 @@ impl ArenaCore {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Runs `f` on every lane that thread `tid` holds or can claim for a
-    /// moment (a service claim, given back afterwards). Returns how many
-    /// lanes were skipped because another thread's region holds them.
-    fn for_each_claimable_lane(&self, tid: u64, mut f: impl FnMut(&Lane)) -> u32 {
+    /// Runs `f` on every lane that thread `tid` can claim for a moment (a
+    /// service claim, given back afterwards) and, if `own` is
+    /// [`OwnRegions::Include`], on the lanes `tid` holds for its own regions.
+    /// Returns how many lanes were skipped because a region holds them.
+    fn for_each_claimable_lane(&self, tid: u64, own: OwnRegions, mut f: impl FnMut(&Lane)) -> u32 {
         let mut busy = 0;
         for i in 0..self.lane_count() {
             let lane = self.lane(i);
             let claim = lane.try_service_claim(tid);
-            if claim == Claim::Busy {
+            if claim == Claim::Busy || (claim == Claim::Already && own == OwnRegions::Busy) {
                 busy += 1;
                 continue;
             }
@@ -522,7 +538,7 @@ impl ArenaCore {
         let ctl = self.control.lock();
         let mut sum = LaneStats::default();
         let n = self.lane_count();
-        let busy = self.for_each_claimable_lane(tid, |lane| {
+        let busy = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
             let s = lane.stats();
             sum.allocs += s.allocs;
             sum.bytes += s.bytes;
@@ -574,9 +590,14 @@ impl ArenaCore {
     /// count down `orphan_live`, and the last one destroys the core. Returns
     /// what was still live.
     ///
+    /// A region of the arena still active on another thread (possible only
+    /// through `exit()` running thread-local destructors, or a thread that
+    /// died inside a region) makes the core stay for good instead.
+    ///
     /// # Safety
-    /// `this` must be a live core whose handle is being dropped; no thread
-    /// may be inside a region of it.
+    /// `this` must be a live core whose handle is being dropped, and the
+    /// calling thread must have ended its own regions of it
+    /// (`scope::detach_arena`).
     pub(crate) unsafe fn close(this: *const ArenaCore, tid: u64) -> ResetReport {
         let mut report = ResetReport::default();
         let stuck;
@@ -587,7 +608,11 @@ impl ArenaCore {
             let ctl = core.control.lock();
             let generation = core.generation();
             let mut blocks = 0i64;
-            let busy = core.for_each_claimable_lane(tid, |lane| {
+            // A lane this thread still holds for a region counts as busy: the
+            // arena's handle drops `detach_arena` this thread's regions first,
+            // so one left here can only be a bug, and keeping the arena is
+            // the safe answer to it.
+            let busy = core.for_each_claimable_lane(tid, OwnRegions::Busy, |lane| {
                 lane.sync(&ctl, generation);
                 let r = lane.reset(None);
                 // Close the remote list only now: later frees of this
@@ -603,10 +628,14 @@ impl ArenaCore {
                 let freed = lane.release_spares();
                 core.held.fetch_sub(freed, Ordering::Relaxed);
             });
-            // A busy lane means a thread died inside a region without
-            // leaving it; that lane can never be accounted for, so the
-            // arena is kept for good.
-            stuck = busy > 0;
+            // A busy lane, or a region running on the spill lane, means a
+            // region of this arena is still active on some thread. Safe code
+            // gets here only when that region can never end normally: the
+            // arena was dropped by a thread-local destructor that `exit()`
+            // ran while another thread was inside a region, or a thread died
+            // inside one. The route of that thread still names this core, so
+            // the core and every chunk it holds are kept for good.
+            stuck = busy > 0 || core.spill_regions.load(Ordering::Acquire) > 0;
             drop(ctl);
             live = blocks;
         }

@@ -6,7 +6,7 @@
 //! working while the thread's other thread-locals are being destroyed.
 
 use core::cell::Cell;
-use core::marker::PhantomData;
+use core::marker::{PhantomData, PhantomPinned};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,6 +28,8 @@ pub(crate) struct ThreadState {
     /// Null: go to the inner allocator uncounted. Anything else: the lane to
     /// bump from (which may be a spill-only lane that counts and forwards).
     route: Cell<*const Lane>,
+    /// The newest active region of this thread (see [`RegionEntry`]).
+    top: Cell<*const RegionEntry>,
     tid: Cell<u64>,
     measuring: Cell<u32>,
     pub(crate) arena_calls: Cell<u64>,
@@ -43,6 +45,7 @@ impl ThreadState {
     const fn new() -> Self {
         ThreadState {
             route: Cell::new(ptr::null()),
+            top: Cell::new(ptr::null()),
             tid: Cell::new(0),
             measuring: Cell::new(0),
             arena_calls: Cell::new(0),
@@ -162,9 +165,7 @@ pub(crate) fn totals() -> Totals {
 pub(crate) fn begin_measure() {
     STATE.with(|s| {
         s.measuring.set(s.measuring.get() + 1);
-        if s.route.get().is_null() {
-            set_route(s, measure_lane());
-        }
+        update_route(s);
     })
 }
 
@@ -172,55 +173,168 @@ pub(crate) fn begin_measure() {
 pub(crate) fn end_measure() {
     STATE.with(|s| {
         s.measuring.set(s.measuring.get() - 1);
-        if s.route.get() == measure_lane() && s.measuring.get() == 0 {
-            s.route.set(ptr::null());
-        }
+        update_route(s);
     })
 }
 
-/// Keeps a region open; dropping it (also during unwinding) restores the
-/// previous route and gives the lane back.
-pub(crate) struct RegionGuard<'a> {
-    prev: *const Lane,
-    lane: &'a Lane,
-    core: &'a ArenaCore,
-    /// The route is per thread: the guard must be dropped where it was made.
-    _not_send: PhantomData<*const ()>,
+/// One active region of the current thread: an entry in the thread's list of
+/// active regions, newest at the top.
+///
+/// Regions usually end in the reverse order of their start, but not always:
+/// a stackful coroutine can suspend inside `with_bumper(&a, ..)` and be
+/// resumed inside `with_bumper(&b, ..)`, so that region `a` ends while `b` is
+/// still active. Each exit therefore removes exactly its own entry, wherever
+/// it is in the list, and the route is always the lane of the newest entry
+/// still in the list (or the idle route when there is none). Restoring a
+/// saved route instead would resurrect a region that has ended.
+///
+/// The entry lives in the frame of the function that entered the region and
+/// is linked only while an [`ActiveRegion`] borrows it, so it cannot move or
+/// be freed while it is in the list: a frame is only ever freed after its
+/// locals are dropped, and a suspended coroutine's frames are either unwound
+/// (which drops the guard) or leaked with its stack (which keeps the memory
+/// valid). That is the guarantee stack pinning (`core::pin::pin!`) relies on.
+pub(crate) struct RegionEntry {
+    lane: Cell<*const Lane>,
+    core: Cell<*const ArenaCore>,
+    /// The next older entry in the thread's list, or null.
+    older: Cell<*const RegionEntry>,
+    /// The next newer entry in the thread's list, or null for the top.
+    newer: Cell<*const RegionEntry>,
+    /// In the thread's list. False before activation, after the region
+    /// ended, and after its arena was dropped (see [`detach_arena`]).
+    linked: Cell<bool>,
+    _pinned: PhantomPinned,
 }
 
-impl<'a> RegionGuard<'a> {
-    pub(crate) fn enter(core: &'a ArenaCore) -> Self {
-        let lane_ptr = core.enter(tid());
-        // SAFETY: lanes live as long as their core, which `'a` borrows.
-        let lane = unsafe { &*lane_ptr };
-        let prev = STATE.with(|s| {
-            fold(s);
-            let prev = s.route.get();
-            set_route(s, lane_ptr);
-            prev
+impl RegionEntry {
+    pub(crate) const fn new() -> Self {
+        RegionEntry {
+            lane: Cell::new(ptr::null()),
+            core: Cell::new(ptr::null()),
+            older: Cell::new(ptr::null()),
+            newer: Cell::new(ptr::null()),
+            linked: Cell::new(false),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Enters a region of `core` on the current thread: takes a lane, puts
+    /// this entry at the top of the thread's list and routes allocations to
+    /// the lane until the returned guard is dropped.
+    pub(crate) fn activate<'a>(&'a self, core: &'a ArenaCore) -> ActiveRegion<'a> {
+        debug_assert!(!self.linked.get(), "a region entry is activated once");
+        let lane = core.enter(tid());
+        self.lane.set(lane);
+        self.core.set(core);
+        STATE.with(|s| {
+            let top = s.top.get();
+            self.older.set(top);
+            self.newer.set(ptr::null());
+            if !top.is_null() {
+                // SAFETY: entries in the list are alive (see the type's docs)
+                // and belong to this thread.
+                unsafe { (*top).newer.set(self) };
+            }
+            s.top.set(self);
+            self.linked.set(true);
+            update_route(s);
         });
-        RegionGuard {
-            prev,
-            lane,
-            core,
+        ActiveRegion {
+            entry: self,
             _not_send: PhantomData,
         }
     }
 }
 
-impl Drop for RegionGuard<'_> {
+/// Keeps a region open; dropping it (also during unwinding) removes the
+/// region's entry from the thread's list and gives the lane back.
+pub(crate) struct ActiveRegion<'a> {
+    entry: &'a RegionEntry,
+    /// The list is per thread: the guard must be dropped where it was made.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ActiveRegion<'_> {
     fn drop(&mut self) {
-        STATE.with(|s| {
-            fold(s);
-            let restore = if !self.prev.is_null() && self.prev != measure_lane() {
-                self.prev
-            } else {
-                idle_route(s)
-            };
-            set_route(s, restore);
-        });
-        self.core.exit(self.lane);
+        let e = self.entry;
+        if !e.linked.get() {
+            // The arena was dropped while this region was active (only
+            // possible when the region can never resume normally, see
+            // `detach_arena`); its lane was given back then.
+            return;
+        }
+        STATE.with(|s| unlink(s, e));
+        // SAFETY: the entry was linked, so its arena has not been dropped
+        // (dropping it detaches every entry of this thread first), and its
+        // core and lane are alive.
+        unsafe { (*e.core.get()).exit(&*e.lane.get()) };
     }
+}
+
+/// Removes `e` from the thread's list and recomputes the route.
+fn unlink(s: &ThreadState, e: &RegionEntry) {
+    let (older, newer) = (e.older.get(), e.newer.get());
+    // SAFETY: neighbours in the list are alive entries of this thread.
+    unsafe {
+        if !older.is_null() {
+            (*older).newer.set(newer);
+        }
+        if newer.is_null() {
+            s.top.set(older);
+        } else {
+            (*newer).older.set(older);
+        }
+    }
+    e.linked.set(false);
+    e.older.set(ptr::null());
+    e.newer.set(ptr::null());
+    update_route(s);
+}
+
+/// Points the route at the newest active region's lane, or at the idle route.
+fn update_route(s: &ThreadState) {
+    fold(s);
+    let top = s.top.get();
+    let r = if top.is_null() {
+        idle_route(s)
+    } else {
+        // SAFETY: the top entry is alive and linked.
+        unsafe { (*top).lane.get() }
+    };
+    set_route(s, r);
+}
+
+/// Ends every region of `core` that is still active on the current thread.
+/// Called when an arena is dropped, before its core is closed, so that no
+/// route and no entry of this thread points at the core afterwards.
+///
+/// Safe code can only drop an arena during one of its regions when that
+/// region can never resume normally: glibc's `exit()` runs the calling
+/// thread's thread-local destructors while the frames below stay suspended
+/// forever (rust-lang/rust#127637), and a stackful coroutine suspended inside
+/// a region can be leaked with `mem::forget`. The entries are still valid
+/// memory in both cases; their guards, should they ever run, see that the
+/// entry is no longer linked and do nothing. Returns how many regions ended.
+pub(crate) fn detach_arena(core: *const ArenaCore) -> usize {
+    STATE.with(|s| {
+        let mut n = 0;
+        let mut e = s.top.get();
+        while !e.is_null() {
+            // SAFETY: entries in the list are alive entries of this thread.
+            let entry = unsafe { &*e };
+            let older = entry.older.get();
+            if ptr::eq(entry.core.get(), core) {
+                unlink(s, entry);
+                // SAFETY: the core is alive (its handle is being dropped), and
+                // the lane is one of its lanes, held by this region.
+                unsafe { (*core).exit(&*entry.lane.get()) };
+                n += 1;
+            }
+            e = older;
+        }
+        n
+    })
 }
 
 /// Runs `f` with every allocation of the current thread bump-allocated from
@@ -266,6 +380,7 @@ pub fn with_bumper<A, R>(arena: &A, f: impl FnOnce() -> R) -> R
 where
     A: BumpArena + ?Sized,
 {
-    let _guard = RegionGuard::enter(arena.core_ref().0);
+    let entry = RegionEntry::new();
+    let _active = entry.activate(arena.core_ref().0);
     f()
 }
