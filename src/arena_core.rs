@@ -98,6 +98,16 @@ pub(crate) struct Counters {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Every live core, linked through `ArenaCore::registry_next`, so that the
+/// fork handlers can hold every core's lock across `fork()` (see
+/// `crate::fork`). The lock also covers the space's initialisation.
+static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry(ptr::null()));
+
+struct Registry(*const ArenaCore);
+// SAFETY: the pointer is only followed under the registry lock, and the cores
+// it reaches are `Sync`.
+unsafe impl Send for Registry {}
+
 #[repr(C, align(128))]
 pub(crate) struct ArenaCore {
     pub(crate) id: u64,
@@ -123,6 +133,9 @@ pub(crate) struct ArenaCore {
     pub(crate) counters: Counters,
     /// Used when every lane is taken: all requests spill.
     spill_lane: Lane,
+    /// Neighbours in the registry of live cores (under `REGISTRY`'s lock).
+    registry_prev: AtomicPtr<ArenaCore>,
+    registry_next: AtomicPtr<ArenaCore>,
     /// Regions currently running on `spill_lane` (on any thread). The spill
     /// lane is never claimed, so this is how `close` knows a region still
     /// routes to this core through it.
@@ -143,7 +156,13 @@ impl ArenaCore {
     /// Creates an arena core. Called from `Arena::new` and friends, never
     /// from the allocator path.
     pub(crate) fn create(cfg: &Config) -> NonNull<ArenaCore> {
-        space::init();
+        {
+            // Under the registry lock, so that `fork()` never happens halfway
+            // through the space's initialisation.
+            let _registry = REGISTRY.lock();
+            space::init();
+            crate::fork::install_handlers();
+        }
         if cfg.guard {
             crate::guard::install_handler();
         }
@@ -212,12 +231,90 @@ impl ArenaCore {
                 counters: Counters::default(),
                 spill_lane: Lane::new(core_ptr, 0, true),
                 spill_regions: AtomicUsize::new(0),
+                registry_prev: AtomicPtr::new(ptr::null_mut()),
+                registry_next: AtomicPtr::new(ptr::null_mut()),
             });
             Lane::init(lane0, core_ptr, home, cfg.chunk_size, false);
             (*core_ptr).lanes[0].store(lane0, Ordering::Relaxed);
             (*core_ptr).nlanes.store(1, Ordering::Release);
+            Self::register(core_ptr);
             NonNull::new_unchecked(core_ptr)
         }
+    }
+
+    /// Adds a fully built core to the registry.
+    fn register(this: *mut ArenaCore) {
+        let mut reg = REGISTRY.lock();
+        let head = reg.0.cast_mut();
+        // SAFETY: `this` is a live core not yet in the registry; `head`, if
+        // any, is a live core in it; both links are only used under the lock.
+        unsafe {
+            (*this).registry_next.store(head, Ordering::Relaxed);
+            if !head.is_null() {
+                (*head).registry_prev.store(this, Ordering::Relaxed);
+            }
+        }
+        reg.0 = this;
+    }
+
+    /// Removes a core from the registry, before it is destroyed.
+    fn unregister(this: *const ArenaCore) {
+        let mut reg = REGISTRY.lock();
+        // SAFETY: `this` is in the registry, so it and its neighbours are
+        // live cores; the links are only used under the lock.
+        unsafe {
+            let prev = (*this).registry_prev.load(Ordering::Relaxed);
+            let next = (*this).registry_next.load(Ordering::Relaxed);
+            if prev.is_null() {
+                reg.0 = next;
+            } else {
+                (*prev).registry_next.store(next, Ordering::Relaxed);
+            }
+            if !next.is_null() {
+                (*next).registry_prev.store(prev, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Before `fork()`: takes the registry lock and then every live core's
+    /// lock, and keeps them, so that no thread is inside one of bumper's
+    /// critical sections (checkpoint list, lane creation, a reset's or a
+    /// snapshot's short lane claims, the space's initialisation) while the
+    /// process is copied. A critical section never takes a second lock, so
+    /// waiting for each in turn cannot deadlock.
+    pub(crate) fn lock_all_for_fork() {
+        REGISTRY.lock_raw();
+        // SAFETY: this thread holds the registry lock until `unlock_all_after_fork`.
+        let mut c = unsafe { (*REGISTRY.data_ptr()).0 };
+        while !c.is_null() {
+            // SAFETY: cores in the registry are live, and none can be
+            // destroyed while the registry lock is held.
+            unsafe {
+                (*c).control.lock_raw();
+                c = (*c).registry_next.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// After `fork()`, in the parent and in the child: releases what
+    /// [`ArenaCore::lock_all_for_fork`] took. In the child, the forking thread
+    /// is the only thread, and it holds every one of these locks.
+    ///
+    /// # Safety
+    /// The calling thread must have called `lock_all_for_fork` (or be the
+    /// child-process copy of the thread that did), with no call in between.
+    pub(crate) unsafe fn unlock_all_after_fork() {
+        // SAFETY: this thread holds the registry lock (caller contract).
+        let mut c = unsafe { (*REGISTRY.data_ptr()).0 };
+        while !c.is_null() {
+            // SAFETY: as in `lock_all_for_fork`; this thread holds the lock.
+            unsafe {
+                (*c).control.force_unlock();
+                c = (*c).registry_next.load(Ordering::Relaxed);
+            }
+        }
+        // SAFETY: as above.
+        unsafe { REGISTRY.force_unlock() };
     }
 
     #[inline]
@@ -675,6 +772,7 @@ impl ArenaCore {
     /// # Safety
     /// No block of the arena may be live and no handle may exist.
     unsafe fn destroy(this: *const ArenaCore) {
+        Self::unregister(this);
         // SAFETY: the core is live until the very end of this function; each
         // lane's memory is released only after its last use.
         unsafe {

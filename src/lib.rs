@@ -61,6 +61,7 @@
 mod arena;
 mod arena_core;
 mod error;
+mod fork;
 mod guard;
 mod lane;
 mod report;

@@ -44,6 +44,30 @@ impl<T> SpinLock<T> {
     }
 }
 
+impl<T> SpinLock<T> {
+    /// Takes the lock without a guard, for the fork handlers, which hold
+    /// locks across the `fork()` call. Pair it with [`SpinLock::force_unlock`].
+    pub(crate) fn lock_raw(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::lock_raw`].
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock through `lock_raw` (in a child
+    /// process after `fork`, the forking thread counts as that thread), and
+    /// no reference obtained under the lock may be used afterwards.
+    pub(crate) unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// The protected value, for a thread that holds the lock through
+    /// [`SpinLock::lock_raw`].
+    pub(crate) fn data_ptr(&self) -> *mut T {
+        self.value.get()
+    }
+}
+
 pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
 }
