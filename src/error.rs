@@ -18,6 +18,7 @@ use core::fmt;
 /// assert!(matches!(arena.try_reset_to(outer), Err(ResetError::OutOfOrder { .. })));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResetError {
     /// The checkpoint belongs to a different arena.
     WrongArena {
@@ -71,6 +72,7 @@ impl std::error::Error for ResetError {}
 /// println!("{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The capacity limit cannot hold even the arena's first chunk.
     CapacityTooSmall {

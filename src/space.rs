@@ -134,6 +134,7 @@ static SPACE: Space = Space {
 /// println!("{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpaceError {
     /// The reservation was already made (an arena exists or existed).
     AlreadyInitialized,
@@ -342,6 +343,7 @@ pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
 /// # drop(arena);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpaceStats {
     /// Bytes of address space reserved (0 before the first arena).
     pub reserved: usize,

@@ -56,6 +56,7 @@ impl fmt::Display for Bytes {
 /// println!("{}", arena.stats());
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ArenaStats {
     /// The arena's id (also used in messages).
     pub arena_id: u64,
@@ -186,6 +187,7 @@ impl fmt::Display for ArenaStats {
 /// println!("{m}"); // 0.000002 seconds (inner allocator: 1 calls, 100 bytes; arena: 0 calls, 0 bytes)
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Measurement {
     /// Wall-clock time of the closure.
     pub elapsed: Duration,
