@@ -78,6 +78,40 @@ pub trait BumpArena: sealed::Sealed {}
 ///     s.spawn(|| bumper::with_bumper(&arena, || ()));
 /// });
 /// ```
+///
+/// # Unwind safety
+///
+/// `Arena` (like [`LockedArena`] and [`Checkpoint`]) is
+/// [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe): a panic anywhere leaves the
+/// arena consistent, so code may keep using it after
+/// [`catch_unwind`](std::panic::catch_unwind). A region restores the previous
+/// route and releases its lane when a panic unwinds out of it;
+/// [`no_escape`](Self::no_escape) resets its checkpoint on the way out
+/// (keeping whatever is still in use); and no internal state is left
+/// half-updated, because the critical sections that update it (bumping,
+/// frees, checkpoint bookkeeping, resets) never panic. The panics bumper
+/// raises itself (misuse, [`EscapePolicy::Panic`]) come after the state is
+/// updated.
+///
+/// ```
+/// use bumper::{with_bumper, Arena, Bumper};
+/// use std::panic::{catch_unwind, resume_unwind};
+///
+/// #[global_allocator]
+/// static GLOBAL: Bumper = Bumper::system();
+///
+/// let arena = Arena::new();
+/// let caught = catch_unwind(|| {
+///     with_bumper(&arena, || {
+///         let _temp = vec![0u8; 100];
+///         resume_unwind(Box::new("failed"))
+///     })
+/// });
+/// drop(caught); // the panic's payload was allocated in the arena
+/// assert_eq!(arena.stats().live_blocks, 0);
+/// assert_eq!(with_bumper(&arena, || vec![1, 2, 3].len()), 3);
+/// ```
 pub struct Arena {
     core: NonNull<ArenaCore>,
     _not_sync: PhantomData<Cell<()>>,
@@ -89,6 +123,12 @@ pub struct Arena {
 // runs regions and resets; moving that right to another thread is fine.
 unsafe impl Send for Arena {}
 
+// Not `unsafe`: unwind safety is a lint-like marker. A panic cannot leave the
+// arena half-updated (see "Unwind safety" above), so observing it after
+// `catch_unwind` shows a consistent state.
+impl std::panic::UnwindSafe for Arena {}
+impl std::panic::RefUnwindSafe for Arena {}
+
 /// A growable bump arena that many threads can allocate from at the same
 /// time.
 ///
@@ -97,6 +137,11 @@ unsafe impl Send for Arena {}
 /// lane. A reset while other threads are still using the arena (the seed's
 /// `bad_function_2`) is safe: the lanes in use are left alone and the escape
 /// is reported.
+///
+/// A `LockedArena` is [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe), for the reasons given under
+/// [`Arena`'s unwind safety](Arena#unwind-safety): a panic on any thread,
+/// inside or outside a region, leaves it consistent.
 ///
 /// ```
 /// use bumper::{with_bumper, Bumper, LockedArena};
@@ -126,12 +171,22 @@ unsafe impl Send for LockedArena {}
 // SAFETY: as above.
 unsafe impl Sync for LockedArena {}
 
+// See `Arena`: a panic leaves the arena consistent.
+impl std::panic::UnwindSafe for LockedArena {}
+impl std::panic::RefUnwindSafe for LockedArena {}
+
 /// A position in an arena to [`reset_to`](Arena::reset_to) later.
 ///
 /// Taken with `checkpoint()` on [`Arena`] or [`LockedArena`]. A reset
 /// consumes it. Dropping it without a reset *discards* it: its allocations
 /// are kept and belong to the enclosing checkpoint. Checkpoints of one thread
 /// are reset innermost first.
+///
+/// A checkpoint is [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe) (see
+/// [`Arena`'s unwind safety](Arena#unwind-safety)), so it can be moved into
+/// [`catch_unwind`](std::panic::catch_unwind), for example to catch the panic
+/// of a reset under [`EscapePolicy::Panic`].
 ///
 /// ```
 /// # #[global_allocator]
@@ -151,6 +206,11 @@ pub struct Checkpoint<'a> {
     /// Checkpoints are per thread, like regions.
     _not_send: PhantomData<*const ()>,
 }
+
+// See `Arena`: a checkpoint is a serial number; a panic leaves the arena's
+// checkpoint list consistent.
+impl std::panic::UnwindSafe for Checkpoint<'_> {}
+impl std::panic::RefUnwindSafe for Checkpoint<'_> {}
 
 impl Checkpoint<'_> {
     /// Id of the arena this checkpoint belongs to.
