@@ -220,6 +220,7 @@ impl Checkpoint<'_> {
     /// let cp = arena.checkpoint();
     /// assert_eq!(cp.arena_id(), arena.id());
     /// ```
+    #[must_use]
     pub fn arena_id(&self) -> u64 {
         self.core.id
     }
@@ -291,6 +292,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
     /// assert_eq!(arena.stats().capacity_limit, Some(1 << 20));
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn capacity_limit(mut self, bytes: usize) -> Self {
         self.capacity = Some(bytes);
         self
@@ -304,6 +306,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().chunk_size(4 << 20).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.chunk_size = bytes;
         self
@@ -317,6 +320,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = Arena::builder().escape_policy(EscapePolicy::Panic).build().unwrap();
     /// assert_eq!(arena.escape_policy(), EscapePolicy::Panic);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn escape_policy(mut self, policy: EscapePolicy) -> Self {
         self.policy = policy;
         self
@@ -334,6 +338,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().guard_mode(true).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn guard_mode(mut self, on: bool) -> Self {
         self.guard = on;
         self
@@ -379,6 +384,7 @@ impl ArenaBuilder<Arena> {
     /// let arena = bumper::Arena::builder().build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "the arena, or the error, is returned rather than stored"]
     pub fn build(self) -> Result<Arena, ConfigError> {
         let cfg = self.config()?;
         Ok(Arena {
@@ -398,6 +404,7 @@ impl ArenaBuilder<LockedArena> {
     /// let arena = bumper::LockedArena::builder().max_threads(4).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn max_threads(mut self, n: usize) -> Self {
         self.max_threads = n;
         self
@@ -409,6 +416,7 @@ impl ArenaBuilder<LockedArena> {
     /// let err = bumper::LockedArena::builder().max_threads(0).build();
     /// assert!(err.is_err());
     /// ```
+    #[must_use = "the arena, or the error, is returned rather than stored"]
     pub fn build(self) -> Result<LockedArena, ConfigError> {
         let cfg = self.config()?;
         Ok(LockedArena {
@@ -431,6 +439,7 @@ macro_rules! arena_api {
             #[doc = concat!("let (a, b) = (bumper::", $name, "::new(), bumper::", $name, "::new());")]
             /// assert_ne!(a.id(), b.id());
             /// ```
+            #[must_use]
             pub fn id(&self) -> u64 {
                 self.core().id
             }
@@ -441,6 +450,7 @@ macro_rules! arena_api {
             #[doc = concat!("let arena = bumper::", $name, "::new();")]
             /// assert_eq!(arena.escape_policy(), bumper::EscapePolicy::Keep);
             /// ```
+            #[must_use]
             pub fn escape_policy(&self) -> EscapePolicy {
                 self.core().policy
             }
@@ -620,6 +630,7 @@ macro_rules! arena_api {
             /// assert_eq!((s.allocations, s.live_blocks, s.live_bytes), (1, 1, 64));
             /// drop(b);
             /// ```
+            #[must_use = "`stats` only takes a snapshot; it has no effect"]
             pub fn stats(&self) -> ArenaStats {
                 self.core().stats(scope::tid())
             }
@@ -684,6 +695,7 @@ impl Arena {
     /// let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "a builder does nothing until `build` is called"]
     pub fn builder() -> ArenaBuilder<Arena> {
         ArenaBuilder::new(1)
     }
@@ -709,6 +721,7 @@ impl LockedArena {
     /// let arena = bumper::LockedArena::builder().max_threads(16).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "a builder does nothing until `build` is called"]
     pub fn builder() -> ArenaBuilder<LockedArena> {
         ArenaBuilder::new(DEFAULT_LANES)
     }

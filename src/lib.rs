@@ -113,6 +113,7 @@ pub fn configure_address_space(bytes: usize) -> Result<(), SpaceError> {
 /// assert!(!is_arena_pointer(&*on_heap));
 /// assert!(is_arena_pointer(&*in_arena));
 /// ```
+#[must_use]
 pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
     space::owns(ptr.cast())
 }
@@ -125,6 +126,7 @@ pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
 /// assert!(s.in_use >= 64 * 1024); // the arena's first chunk
 /// # drop(arena);
 /// ```
+#[must_use = "`space_stats` only takes a snapshot; it has no effect"]
 pub fn space_stats() -> SpaceStats {
     space::stats()
 }

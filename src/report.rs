@@ -70,11 +70,13 @@ pub struct ResetReport {
 
 impl ResetReport {
     /// True if everything since the checkpoint was reclaimed.
+    #[must_use]
     pub fn is_clean(&self) -> bool {
         !self.escaped() && !self.untracked
     }
 
     /// True if memory that was still in use had to be kept.
+    #[must_use]
     pub fn escaped(&self) -> bool {
         self.escaped_blocks > 0 || self.busy_lanes > 0 || self.concurrent_checkpoints > 0
     }

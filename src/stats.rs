@@ -235,6 +235,7 @@ impl fmt::Display for Measurement {
 /// assert_eq!(bumped.arena_calls, 1);
 /// println!("{bumped}");
 /// ```
+#[must_use = "`measure` returns the closure's result and the measurement; use `let (r, m) = measure(..)`"]
 pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Measurement) {
     struct Guard;
     impl Drop for Guard {
