@@ -380,6 +380,19 @@ impl<K> ArenaBuilder<K> {
 impl ArenaBuilder<Arena> {
     /// Creates the arena, or says which setting is wrong.
     ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::CapacityTooSmall`] if the
+    ///   [`capacity_limit`](Self::capacity_limit) is below 64 KiB.
+    /// - [`ConfigError::InvalidChunkSize`] if the
+    ///   [`chunk_size`](Self::chunk_size) is not a power of two from 64 KiB
+    ///   to 1 GiB.
+    ///
+    /// If the OS refuses even the few pages of the arena's bookkeeping, the
+    /// allocation error handler runs ([`std::alloc::handle_alloc_error`]), as
+    /// for any failed allocation. A refused address space is not an error:
+    /// the arena then spills everything to the inner allocator.
+    ///
     /// ```
     /// let arena = bumper::Arena::builder().build().unwrap();
     /// # drop(arena);
@@ -411,6 +424,20 @@ impl ArenaBuilder<LockedArena> {
     }
 
     /// Creates the arena, or says which setting is wrong.
+    ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::CapacityTooSmall`] if the
+    ///   [`capacity_limit`](Self::capacity_limit) is below 64 KiB.
+    /// - [`ConfigError::InvalidChunkSize`] if the
+    ///   [`chunk_size`](Self::chunk_size) is not a power of two from 64 KiB
+    ///   to 1 GiB.
+    /// - [`ConfigError::InvalidMaxThreads`] if
+    ///   [`max_threads`](Self::max_threads) is 0 or above 256.
+    ///
+    /// As for [`Arena`]'s builder, a refused mapping for the bookkeeping runs
+    /// the allocation error handler, and a refused address space makes an
+    /// arena that spills everything.
     ///
     /// ```
     /// let err = bumper::LockedArena::builder().max_threads(0).build();
@@ -482,10 +509,15 @@ macro_rules! arena_api {
             ///
             /// # Panics
             ///
-            /// If the checkpoint belongs to another arena, or if checkpoints
-            /// taken after it on this thread are still active (see
-            /// [`try_reset_to`](Self::try_reset_to)); and on an escape under
-            /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
+            /// On misuse, with the message of the [`ResetError`] that
+            /// [`try_reset_to`](Self::try_reset_to) would return: if the
+            /// checkpoint belongs to another arena, or if checkpoints taken
+            /// after it on this thread are still active (the checkpoint is
+            /// then discarded and its allocations kept). And on an escape
+            /// under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic),
+            /// after the reset (unless the thread is already panicking);
+            /// under [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an
+            /// escape aborts the process instead.
             ///
             /// ```
             /// # #[global_allocator]
@@ -512,6 +544,17 @@ macro_rules! arena_api {
             /// error instead of panicking, and does not apply the escape
             /// policy (the report says whether anything escaped).
             ///
+            /// # Errors
+            ///
+            /// - [`ResetError::WrongArena`] if the checkpoint was taken on
+            ///   another arena; nothing is reset, and the checkpoint is
+            ///   discarded when it is dropped.
+            /// - [`ResetError::OutOfOrder`] if checkpoints taken after this
+            ///   one on this thread are still active; nothing is reset, and
+            ///   the checkpoint is discarded (its allocations belong to the
+            ///   enclosing checkpoint).
+            /// - [`ResetError::Stale`] if the checkpoint is no longer active.
+            ///
             /// ```
             #[doc = concat!("use bumper::{", $name, ", ResetError};")]
             #[doc = concat!("let (a, b) = (", $name, "::new(), ", $name, "::new());")]
@@ -532,8 +575,13 @@ macro_rules! arena_api {
             ///
             /// # Panics
             ///
-            /// If a checkpoint of this thread is still active; and on an
-            /// escape under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
+            /// If a checkpoint of this thread is still active (the
+            /// [`ResetError::OutOfOrder`] of [`try_reset`](Self::try_reset));
+            /// and on an escape under
+            /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic), after the
+            /// reset (unless the thread is already panicking). Under
+            /// [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an escape
+            /// aborts the process instead.
             ///
             /// ```
             /// # #[global_allocator]
@@ -559,6 +607,14 @@ macro_rules! arena_api {
             /// Like [`reset`](Self::reset), but returns misuse as an error and
             /// does not apply the escape policy.
             ///
+            /// # Errors
+            ///
+            /// [`ResetError::OutOfOrder`] if a checkpoint of this thread is
+            /// still active (reset or drop it first); nothing is reset.
+            /// Checkpoints of other threads are not an error: the reset then
+            /// resets nothing and says so in
+            /// [`ResetReport::concurrent_checkpoints`](crate::ResetReport::concurrent_checkpoints).
+            ///
             /// ```
             #[doc = concat!("let arena = bumper::", $name, "::new();")]
             /// let _cp = arena.checkpoint();
@@ -574,6 +630,23 @@ macro_rules! arena_api {
             /// in use, which is an escape (see
             /// [`EscapePolicy`](crate::EscapePolicy)). Allocations go to the
             /// arena only inside [`with_bumper`](crate::with_bumper).
+            ///
+            /// # Panics
+            ///
+            /// - If `f` panics, the block is reset on the way out and the
+            ///   panic continues. An escape found then does not panic a
+            ///   second time (under
+            ///   [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) it still
+            ///   aborts).
+            /// - Under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic), if
+            ///   memory allocated inside `f` is still in use when it returns
+            ///   (an escape), after the reset. Under
+            ///   [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) the
+            ///   process aborts instead.
+            /// - On misuse inside `f`: if a checkpoint `f` took on this thread
+            ///   is still active when `f` returns (for example one returned
+            ///   from `f`). The block's checkpoint is then discarded and its
+            ///   allocations kept.
             ///
             /// ```
             #[doc = concat!("use bumper::{with_bumper, Bumper, ", $name, "};")]

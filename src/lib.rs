@@ -89,6 +89,13 @@ pub use stats::{ArenaStats, Bytes, Measurement, measure};
 /// small for the work, or refused entirely, arenas spill to the inner
 /// allocator; nothing fails.
 ///
+/// # Errors
+///
+/// - [`SpaceError::TooSmall`] if `bytes` is below 64 KiB.
+/// - [`SpaceError::AlreadyInitialized`] if the reservation was already made
+///   (an arena has been created in this process); the size is then
+///   unchanged.
+///
 /// ```
 /// // In a fresh process, before any arena exists:
 /// let _ = bumper::configure_address_space(1 << 30);
