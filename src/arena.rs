@@ -349,16 +349,16 @@ impl<K> ArenaBuilder<K> {
             && c < SLAB
         {
             return Err(ConfigError::CapacityTooSmall {
-                requested: c,
-                minimum: SLAB,
+                requested: c as u64,
+                minimum: SLAB as u64,
             });
         }
         let cs = self.chunk_size;
         if !cs.is_power_of_two() || !(SLAB..=MAX_CHUNK_SETTING).contains(&cs) {
             return Err(ConfigError::InvalidChunkSize {
-                requested: cs,
-                minimum: SLAB,
-                maximum: MAX_CHUNK_SETTING,
+                requested: cs as u64,
+                minimum: SLAB as u64,
+                maximum: MAX_CHUNK_SETTING as u64,
             });
         }
         if self.max_threads == 0 || self.max_threads > MAX_LANES {

@@ -43,6 +43,24 @@
 //! * The allocation path never allocates, never unwinds and never waits on
 //!   a lock that code running under it could hold.
 //!
+//! ## Byte counts
+//!
+//! Byte counts reported by bumper are `u64`: in [`ArenaStats`],
+//! [`ResetReport`], [`Measurement`], [`SpaceStats`], [`ConfigError`] and
+//! [`SpaceError`], and [`Bytes`] prints them. Sizes you pass in are `usize`
+//! ([`ArenaBuilder::capacity_limit`], [`ArenaBuilder::chunk_size`],
+//! [`configure_address_space`]), because they are sizes of memory in this
+//! process. Counters are totals over an arena's life, so a fixed width keeps
+//! them the same type on every target.
+//!
+//! ```
+//! let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
+//! let limit: Option<u64> = arena.stats().capacity_limit;
+//! assert_eq!(limit, Some(1 << 20));
+//! let reserved: u64 = bumper::space_stats().reserved;
+//! assert!(reserved >= 1 << 20);
+//! ```
+//!
 //! ## Layout
 //!
 //! | module | job |

@@ -140,8 +140,8 @@ pub enum SpaceError {
     AlreadyInitialized,
     /// The requested size is smaller than one slab (64 KiB).
     TooSmall {
-        /// The size that was asked for.
-        requested: usize,
+        /// The size that was asked for, in bytes.
+        requested: u64,
     },
 }
 
@@ -167,7 +167,9 @@ impl std::error::Error for SpaceError {}
 /// arena is created.
 pub(crate) fn configure(bytes: usize) -> Result<(), SpaceError> {
     if bytes < SLAB {
-        return Err(SpaceError::TooSmall { requested: bytes });
+        return Err(SpaceError::TooSmall {
+            requested: bytes as u64,
+        });
     }
     if SPACE.state.load(Ordering::Acquire) != 0 {
         return Err(SpaceError::AlreadyInitialized);
@@ -346,18 +348,18 @@ pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
 #[non_exhaustive]
 pub struct SpaceStats {
     /// Bytes of address space reserved (0 before the first arena).
-    pub reserved: usize,
+    pub reserved: u64,
     /// Bytes of chunks held by arenas right now.
-    pub in_use: usize,
+    pub in_use: u64,
     /// Bytes of released chunks kept committed for reuse.
-    pub retained: usize,
+    pub retained: u64,
 }
 
 pub(crate) fn stats() -> SpaceStats {
     SpaceStats {
-        reserved: SPACE.len.load(Ordering::Relaxed),
-        in_use: SPACE.in_use.load(Ordering::Relaxed),
-        retained: SPACE.retained.load(Ordering::Relaxed),
+        reserved: SPACE.len.load(Ordering::Relaxed) as u64,
+        in_use: SPACE.in_use.load(Ordering::Relaxed) as u64,
+        retained: SPACE.retained.load(Ordering::Relaxed) as u64,
     }
 }
 
