@@ -344,6 +344,19 @@ pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
 /// assert!(s.reserved >= s.in_use);
 /// # drop(arena);
 /// ```
+///
+/// It prints on one line, in binary units (see [`Bytes`](crate::Bytes)):
+///
+/// ```
+/// let none = bumper::SpaceStats::default();
+/// assert_eq!(
+///     none.to_string(),
+///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse"
+/// );
+/// let arena = bumper::Arena::new();
+/// println!("{}", bumper::space_stats()); // address space: 64.00 GiB reserved, 64.00 KiB in use by arenas, ...
+/// # drop(arena);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SpaceStats {
