@@ -76,6 +76,12 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(unix))]
+compile_error!(
+    "bumper supports Unix targets only (Linux, macOS, FreeBSD, ...): it reserves its \
+     address space with mmap. See the platform table in the README."
+);
+
 mod arena;
 mod arena_core;
 mod error;
@@ -155,6 +161,12 @@ pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
 pub fn space_stats() -> SpaceStats {
     space::stats()
 }
+
+/// The README's Rust examples, compiled and run as doc tests so that they
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Hooks for bumper's own fault-injection tests. Not part of the API.
 #[doc(hidden)]
