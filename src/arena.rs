@@ -78,6 +78,40 @@ pub trait BumpArena: sealed::Sealed {}
 ///     s.spawn(|| bumper::with_bumper(&arena, || ()));
 /// });
 /// ```
+///
+/// # Unwind safety
+///
+/// `Arena` (like [`LockedArena`] and [`Checkpoint`]) is
+/// [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe): a panic anywhere leaves the
+/// arena consistent, so code may keep using it after
+/// [`catch_unwind`](std::panic::catch_unwind). A region restores the previous
+/// route and releases its lane when a panic unwinds out of it;
+/// [`no_escape`](Self::no_escape) resets its checkpoint on the way out
+/// (keeping whatever is still in use); and no internal state is left
+/// half-updated, because the critical sections that update it (bumping,
+/// frees, checkpoint bookkeeping, resets) never panic. The panics bumper
+/// raises itself (misuse, [`EscapePolicy::Panic`]) come after the state is
+/// updated.
+///
+/// ```
+/// use bumper::{with_bumper, Arena, Bumper};
+/// use std::panic::{catch_unwind, resume_unwind};
+///
+/// #[global_allocator]
+/// static GLOBAL: Bumper = Bumper::system();
+///
+/// let arena = Arena::new();
+/// let caught = catch_unwind(|| {
+///     with_bumper(&arena, || {
+///         let _temp = vec![0u8; 100];
+///         resume_unwind(Box::new("failed"))
+///     })
+/// });
+/// drop(caught); // the panic's payload was allocated in the arena
+/// assert_eq!(arena.stats().live_blocks, 0);
+/// assert_eq!(with_bumper(&arena, || vec![1, 2, 3].len()), 3);
+/// ```
 pub struct Arena {
     core: NonNull<ArenaCore>,
     _not_sync: PhantomData<Cell<()>>,
@@ -89,6 +123,12 @@ pub struct Arena {
 // runs regions and resets; moving that right to another thread is fine.
 unsafe impl Send for Arena {}
 
+// Not `unsafe`: unwind safety is a lint-like marker. A panic cannot leave the
+// arena half-updated (see "Unwind safety" above), so observing it after
+// `catch_unwind` shows a consistent state.
+impl std::panic::UnwindSafe for Arena {}
+impl std::panic::RefUnwindSafe for Arena {}
+
 /// A growable bump arena that many threads can allocate from at the same
 /// time.
 ///
@@ -97,6 +137,11 @@ unsafe impl Send for Arena {}
 /// lane. A reset while other threads are still using the arena (the seed's
 /// `bad_function_2`) is safe: the lanes in use are left alone and the escape
 /// is reported.
+///
+/// A `LockedArena` is [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe), for the reasons given under
+/// [`Arena`'s unwind safety](Arena#unwind-safety): a panic on any thread,
+/// inside or outside a region, leaves it consistent.
 ///
 /// ```
 /// use bumper::{with_bumper, Bumper, LockedArena};
@@ -126,12 +171,22 @@ unsafe impl Send for LockedArena {}
 // SAFETY: as above.
 unsafe impl Sync for LockedArena {}
 
+// See `Arena`: a panic leaves the arena consistent.
+impl std::panic::UnwindSafe for LockedArena {}
+impl std::panic::RefUnwindSafe for LockedArena {}
+
 /// A position in an arena to [`reset_to`](Arena::reset_to) later.
 ///
 /// Taken with `checkpoint()` on [`Arena`] or [`LockedArena`]. A reset
 /// consumes it. Dropping it without a reset *discards* it: its allocations
 /// are kept and belong to the enclosing checkpoint. Checkpoints of one thread
 /// are reset innermost first.
+///
+/// A checkpoint is [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe) (see
+/// [`Arena`'s unwind safety](Arena#unwind-safety)), so it can be moved into
+/// [`catch_unwind`](std::panic::catch_unwind), for example to catch the panic
+/// of a reset under [`EscapePolicy::Panic`].
 ///
 /// ```
 /// # #[global_allocator]
@@ -152,6 +207,11 @@ pub struct Checkpoint<'a> {
     _not_send: PhantomData<*const ()>,
 }
 
+// See `Arena`: a checkpoint is a serial number; a panic leaves the arena's
+// checkpoint list consistent.
+impl std::panic::UnwindSafe for Checkpoint<'_> {}
+impl std::panic::RefUnwindSafe for Checkpoint<'_> {}
+
 impl Checkpoint<'_> {
     /// Id of the arena this checkpoint belongs to.
     ///
@@ -160,6 +220,7 @@ impl Checkpoint<'_> {
     /// let cp = arena.checkpoint();
     /// assert_eq!(cp.arena_id(), arena.id());
     /// ```
+    #[must_use]
     pub fn arena_id(&self) -> u64 {
         self.core.id
     }
@@ -231,6 +292,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
     /// assert_eq!(arena.stats().capacity_limit, Some(1 << 20));
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn capacity_limit(mut self, bytes: usize) -> Self {
         self.capacity = Some(bytes);
         self
@@ -244,6 +306,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().chunk_size(4 << 20).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.chunk_size = bytes;
         self
@@ -257,6 +320,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = Arena::builder().escape_policy(EscapePolicy::Panic).build().unwrap();
     /// assert_eq!(arena.escape_policy(), EscapePolicy::Panic);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn escape_policy(mut self, policy: EscapePolicy) -> Self {
         self.policy = policy;
         self
@@ -274,6 +338,7 @@ impl<K> ArenaBuilder<K> {
     /// let arena = bumper::Arena::builder().guard_mode(true).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn guard_mode(mut self, on: bool) -> Self {
         self.guard = on;
         self
@@ -284,16 +349,16 @@ impl<K> ArenaBuilder<K> {
             && c < SLAB
         {
             return Err(ConfigError::CapacityTooSmall {
-                requested: c,
-                minimum: SLAB,
+                requested: c as u64,
+                minimum: SLAB as u64,
             });
         }
         let cs = self.chunk_size;
         if !cs.is_power_of_two() || !(SLAB..=MAX_CHUNK_SETTING).contains(&cs) {
             return Err(ConfigError::InvalidChunkSize {
-                requested: cs,
-                minimum: SLAB,
-                maximum: MAX_CHUNK_SETTING,
+                requested: cs as u64,
+                minimum: SLAB as u64,
+                maximum: MAX_CHUNK_SETTING as u64,
             });
         }
         if self.max_threads == 0 || self.max_threads > MAX_LANES {
@@ -315,10 +380,24 @@ impl<K> ArenaBuilder<K> {
 impl ArenaBuilder<Arena> {
     /// Creates the arena, or says which setting is wrong.
     ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::CapacityTooSmall`] if the
+    ///   [`capacity_limit`](Self::capacity_limit) is below 64 KiB.
+    /// - [`ConfigError::InvalidChunkSize`] if the
+    ///   [`chunk_size`](Self::chunk_size) is not a power of two from 64 KiB
+    ///   to 1 GiB.
+    ///
+    /// If the OS refuses even the few pages of the arena's bookkeeping, the
+    /// allocation error handler runs ([`std::alloc::handle_alloc_error`]), as
+    /// for any failed allocation. A refused address space is not an error:
+    /// the arena then spills everything to the inner allocator.
+    ///
     /// ```
     /// let arena = bumper::Arena::builder().build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "the arena, or the error, is returned rather than stored"]
     pub fn build(self) -> Result<Arena, ConfigError> {
         let cfg = self.config()?;
         Ok(Arena {
@@ -338,6 +417,7 @@ impl ArenaBuilder<LockedArena> {
     /// let arena = bumper::LockedArena::builder().max_threads(4).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "builder methods return the updated builder; call `build` on it"]
     pub fn max_threads(mut self, n: usize) -> Self {
         self.max_threads = n;
         self
@@ -345,10 +425,25 @@ impl ArenaBuilder<LockedArena> {
 
     /// Creates the arena, or says which setting is wrong.
     ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::CapacityTooSmall`] if the
+    ///   [`capacity_limit`](Self::capacity_limit) is below 64 KiB.
+    /// - [`ConfigError::InvalidChunkSize`] if the
+    ///   [`chunk_size`](Self::chunk_size) is not a power of two from 64 KiB
+    ///   to 1 GiB.
+    /// - [`ConfigError::InvalidMaxThreads`] if
+    ///   [`max_threads`](Self::max_threads) is 0 or above 256.
+    ///
+    /// As for [`Arena`]'s builder, a refused mapping for the bookkeeping runs
+    /// the allocation error handler, and a refused address space makes an
+    /// arena that spills everything.
+    ///
     /// ```
     /// let err = bumper::LockedArena::builder().max_threads(0).build();
     /// assert!(err.is_err());
     /// ```
+    #[must_use = "the arena, or the error, is returned rather than stored"]
     pub fn build(self) -> Result<LockedArena, ConfigError> {
         let cfg = self.config()?;
         Ok(LockedArena {
@@ -371,6 +466,7 @@ macro_rules! arena_api {
             #[doc = concat!("let (a, b) = (bumper::", $name, "::new(), bumper::", $name, "::new());")]
             /// assert_ne!(a.id(), b.id());
             /// ```
+            #[must_use]
             pub fn id(&self) -> u64 {
                 self.core().id
             }
@@ -381,6 +477,7 @@ macro_rules! arena_api {
             #[doc = concat!("let arena = bumper::", $name, "::new();")]
             /// assert_eq!(arena.escape_policy(), bumper::EscapePolicy::Keep);
             /// ```
+            #[must_use]
             pub fn escape_policy(&self) -> EscapePolicy {
                 self.core().policy
             }
@@ -412,10 +509,15 @@ macro_rules! arena_api {
             ///
             /// # Panics
             ///
-            /// If the checkpoint belongs to another arena, or if checkpoints
-            /// taken after it on this thread are still active (see
-            /// [`try_reset_to`](Self::try_reset_to)); and on an escape under
-            /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
+            /// On misuse, with the message of the [`ResetError`] that
+            /// [`try_reset_to`](Self::try_reset_to) would return: if the
+            /// checkpoint belongs to another arena, or if checkpoints taken
+            /// after it on this thread are still active (the checkpoint is
+            /// then discarded and its allocations kept). And on an escape
+            /// under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic),
+            /// after the reset (unless the thread is already panicking);
+            /// under [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an
+            /// escape aborts the process instead.
             ///
             /// ```
             /// # #[global_allocator]
@@ -442,6 +544,17 @@ macro_rules! arena_api {
             /// error instead of panicking, and does not apply the escape
             /// policy (the report says whether anything escaped).
             ///
+            /// # Errors
+            ///
+            /// - [`ResetError::WrongArena`] if the checkpoint was taken on
+            ///   another arena; nothing is reset, and the checkpoint is
+            ///   discarded when it is dropped.
+            /// - [`ResetError::OutOfOrder`] if checkpoints taken after this
+            ///   one on this thread are still active; nothing is reset, and
+            ///   the checkpoint is discarded (its allocations belong to the
+            ///   enclosing checkpoint).
+            /// - [`ResetError::Stale`] if the checkpoint is no longer active.
+            ///
             /// ```
             #[doc = concat!("use bumper::{", $name, ", ResetError};")]
             #[doc = concat!("let (a, b) = (", $name, "::new(), ", $name, "::new());")]
@@ -462,8 +575,13 @@ macro_rules! arena_api {
             ///
             /// # Panics
             ///
-            /// If a checkpoint of this thread is still active; and on an
-            /// escape under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
+            /// If a checkpoint of this thread is still active (the
+            /// [`ResetError::OutOfOrder`] of [`try_reset`](Self::try_reset));
+            /// and on an escape under
+            /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic), after the
+            /// reset (unless the thread is already panicking). Under
+            /// [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an escape
+            /// aborts the process instead.
             ///
             /// ```
             /// # #[global_allocator]
@@ -489,6 +607,14 @@ macro_rules! arena_api {
             /// Like [`reset`](Self::reset), but returns misuse as an error and
             /// does not apply the escape policy.
             ///
+            /// # Errors
+            ///
+            /// [`ResetError::OutOfOrder`] if a checkpoint of this thread is
+            /// still active (reset or drop it first); nothing is reset.
+            /// Checkpoints of other threads are not an error: the reset then
+            /// resets nothing and says so in
+            /// [`ResetReport::concurrent_checkpoints`](crate::ResetReport::concurrent_checkpoints).
+            ///
             /// ```
             #[doc = concat!("let arena = bumper::", $name, "::new();")]
             /// let _cp = arena.checkpoint();
@@ -504,6 +630,23 @@ macro_rules! arena_api {
             /// in use, which is an escape (see
             /// [`EscapePolicy`](crate::EscapePolicy)). Allocations go to the
             /// arena only inside [`with_bumper`](crate::with_bumper).
+            ///
+            /// # Panics
+            ///
+            /// - If `f` panics, the block is reset on the way out and the
+            ///   panic continues. An escape found then does not panic a
+            ///   second time (under
+            ///   [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) it still
+            ///   aborts).
+            /// - Under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic), if
+            ///   memory allocated inside `f` is still in use when it returns
+            ///   (an escape), after the reset. Under
+            ///   [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) the
+            ///   process aborts instead.
+            /// - On misuse inside `f`: if a checkpoint `f` took on this thread
+            ///   is still active when `f` returns (for example one returned
+            ///   from `f`). The block's checkpoint is then discarded and its
+            ///   allocations kept.
             ///
             /// ```
             #[doc = concat!("use bumper::{with_bumper, Bumper, ", $name, "};")]
@@ -560,6 +703,7 @@ macro_rules! arena_api {
             /// assert_eq!((s.allocations, s.live_blocks, s.live_bytes), (1, 1, 64));
             /// drop(b);
             /// ```
+            #[must_use = "`stats` only takes a snapshot; it has no effect"]
             pub fn stats(&self) -> ArenaStats {
                 self.core().stats(scope::tid())
             }
@@ -630,6 +774,7 @@ impl Arena {
     /// let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "a builder does nothing until `build` is called"]
     pub fn builder() -> ArenaBuilder<Arena> {
         ArenaBuilder::new(1)
     }
@@ -655,6 +800,7 @@ impl LockedArena {
     /// let arena = bumper::LockedArena::builder().max_threads(16).build().unwrap();
     /// # drop(arena);
     /// ```
+    #[must_use = "a builder does nothing until `build` is called"]
     pub fn builder() -> ArenaBuilder<LockedArena> {
         ArenaBuilder::new(DEFAULT_LANES)
     }

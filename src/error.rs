@@ -18,6 +18,7 @@ use core::fmt;
 /// assert!(matches!(arena.try_reset_to(outer), Err(ResetError::OutOfOrder { .. })));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResetError {
     /// The checkpoint belongs to a different arena.
     WrongArena {
@@ -71,22 +72,23 @@ impl std::error::Error for ResetError {}
 /// println!("{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The capacity limit cannot hold even the arena's first chunk.
     CapacityTooSmall {
-        /// The limit that was asked for.
-        requested: usize,
-        /// The smallest limit accepted.
-        minimum: usize,
+        /// The limit that was asked for, in bytes.
+        requested: u64,
+        /// The smallest limit accepted, in bytes.
+        minimum: u64,
     },
     /// The chunk size is not a power of two in the accepted range.
     InvalidChunkSize {
-        /// The size that was asked for.
-        requested: usize,
-        /// Smallest accepted size.
-        minimum: usize,
-        /// Largest accepted size.
-        maximum: usize,
+        /// The size that was asked for, in bytes.
+        requested: u64,
+        /// Smallest accepted size, in bytes.
+        minimum: u64,
+        /// Largest accepted size, in bytes.
+        maximum: u64,
     },
     /// The thread limit of a locked arena is zero or too large.
     InvalidMaxThreads {

@@ -43,6 +43,24 @@
 //! * The allocation path never allocates, never unwinds and never waits on
 //!   a lock that code running under it could hold.
 //!
+//! ## Byte counts
+//!
+//! Byte counts reported by bumper are `u64`: in [`ArenaStats`],
+//! [`ResetReport`], [`Measurement`], [`SpaceStats`], [`ConfigError`] and
+//! [`SpaceError`], and [`Bytes`] prints them. Sizes you pass in are `usize`
+//! ([`ArenaBuilder::capacity_limit`], [`ArenaBuilder::chunk_size`],
+//! [`configure_address_space`]), because they are sizes of memory in this
+//! process. Counters are totals over an arena's life, so a fixed width keeps
+//! them the same type on every target.
+//!
+//! ```
+//! let arena = bumper::Arena::builder().capacity_limit(1 << 20).build().unwrap();
+//! let limit: Option<u64> = arena.stats().capacity_limit;
+//! assert_eq!(limit, Some(1 << 20));
+//! let reserved: u64 = bumper::space_stats().reserved;
+//! assert!(reserved >= 1 << 20);
+//! ```
+//!
 //! ## Layout
 //!
 //! | module | job |
@@ -57,6 +75,12 @@
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "bumper supports Unix targets only (Linux, macOS, FreeBSD, ...): it reserves its \
+     address space with mmap. See the platform table in the README."
+);
 
 mod arena;
 mod arena_core;
@@ -90,6 +114,13 @@ pub use stats::{ArenaStats, Bytes, Measurement, measure};
 /// small for the work, or refused entirely, arenas spill to the inner
 /// allocator; nothing fails.
 ///
+/// # Errors
+///
+/// - [`SpaceError::TooSmall`] if `bytes` is below 64 KiB.
+/// - [`SpaceError::AlreadyInitialized`] if the reservation was already made
+///   (an arena has been created in this process); the size is then
+///   unchanged.
+///
 /// ```
 /// // In a fresh process, before any arena exists:
 /// let _ = bumper::configure_address_space(1 << 30);
@@ -114,6 +145,7 @@ pub fn configure_address_space(bytes: usize) -> Result<(), SpaceError> {
 /// assert!(!is_arena_pointer(&*on_heap));
 /// assert!(is_arena_pointer(&*in_arena));
 /// ```
+#[must_use]
 pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
     space::owns(ptr.cast())
 }
@@ -126,9 +158,16 @@ pub fn is_arena_pointer<T: ?Sized>(ptr: *const T) -> bool {
 /// assert!(s.in_use >= 64 * 1024); // the arena's first chunk
 /// # drop(arena);
 /// ```
+#[must_use = "`space_stats` only takes a snapshot; it has no effect"]
 pub fn space_stats() -> SpaceStats {
     space::stats()
 }
+
+/// The README's Rust examples, compiled and run as doc tests so that they
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Hooks for bumper's own fault-injection tests. Not part of the API.
 #[doc(hidden)]

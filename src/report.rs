@@ -17,6 +17,7 @@ use core::fmt;
 /// assert_eq!(Arena::new().escape_policy(), EscapePolicy::Keep);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum EscapePolicy {
     /// Keep escaped memory valid and unused, count it, and carry on. The
     /// default.
@@ -47,6 +48,7 @@ pub enum EscapePolicy {
 /// assert_eq!(kept, vec![1u8; 100]); // still intact
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResetReport {
     /// Bytes made available for reuse.
     pub reclaimed_bytes: u64,
@@ -68,11 +70,13 @@ pub struct ResetReport {
 
 impl ResetReport {
     /// True if everything since the checkpoint was reclaimed.
+    #[must_use]
     pub fn is_clean(&self) -> bool {
         !self.escaped() && !self.untracked
     }
 
     /// True if memory that was still in use had to be kept.
+    #[must_use]
     pub fn escaped(&self) -> bool {
         self.escaped_blocks > 0 || self.busy_lanes > 0 || self.concurrent_checkpoints > 0
     }

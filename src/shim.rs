@@ -91,6 +91,7 @@ impl<A> Bumper<A> {
     /// let shim = Bumper::system();
     /// let _system: &std::alloc::System = shim.inner();
     /// ```
+    #[must_use]
     pub const fn inner(&self) -> &A {
         &self.inner
     }

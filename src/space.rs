@@ -134,13 +134,14 @@ static SPACE: Space = Space {
 /// println!("{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpaceError {
     /// The reservation was already made (an arena exists or existed).
     AlreadyInitialized,
     /// The requested size is smaller than one slab (64 KiB).
     TooSmall {
-        /// The size that was asked for.
-        requested: usize,
+        /// The size that was asked for, in bytes.
+        requested: u64,
     },
 }
 
@@ -166,7 +167,9 @@ impl std::error::Error for SpaceError {}
 /// arena is created.
 pub(crate) fn configure(bytes: usize) -> Result<(), SpaceError> {
     if bytes < SLAB {
-        return Err(SpaceError::TooSmall { requested: bytes });
+        return Err(SpaceError::TooSmall {
+            requested: bytes as u64,
+        });
     }
     if SPACE.state.load(Ordering::Acquire) != 0 {
         return Err(SpaceError::AlreadyInitialized);
@@ -341,21 +344,35 @@ pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
 /// assert!(s.reserved >= s.in_use);
 /// # drop(arena);
 /// ```
+///
+/// It prints on one line, in binary units (see [`Bytes`](crate::Bytes)):
+///
+/// ```
+/// let none = bumper::SpaceStats::default();
+/// assert_eq!(
+///     none.to_string(),
+///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse"
+/// );
+/// let arena = bumper::Arena::new();
+/// println!("{}", bumper::space_stats()); // address space: 64.00 GiB reserved, 64.00 KiB in use by arenas, ...
+/// # drop(arena);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpaceStats {
     /// Bytes of address space reserved (0 before the first arena).
-    pub reserved: usize,
+    pub reserved: u64,
     /// Bytes of chunks held by arenas right now.
-    pub in_use: usize,
+    pub in_use: u64,
     /// Bytes of released chunks kept committed for reuse.
-    pub retained: usize,
+    pub retained: u64,
 }
 
 pub(crate) fn stats() -> SpaceStats {
     SpaceStats {
-        reserved: SPACE.len.load(Ordering::Relaxed),
-        in_use: SPACE.in_use.load(Ordering::Relaxed),
-        retained: SPACE.retained.load(Ordering::Relaxed),
+        reserved: SPACE.len.load(Ordering::Relaxed) as u64,
+        in_use: SPACE.in_use.load(Ordering::Relaxed) as u64,
+        retained: SPACE.retained.load(Ordering::Relaxed) as u64,
     }
 }
 

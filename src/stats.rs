@@ -32,6 +32,20 @@ impl fmt::Display for Bytes {
     }
 }
 
+// Here rather than in `space`, next to `Bytes`, so that the address-space
+// module does not depend on this one.
+impl fmt::Display for crate::space::SpaceStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "address space: {} reserved, {} in use by arenas, {} retained for reuse",
+            Bytes(self.reserved),
+            Bytes(self.in_use),
+            Bytes(self.retained)
+        )
+    }
+}
+
 /// A snapshot of what an arena has done, from
 /// [`Arena::stats`](crate::Arena::stats) or
 /// [`LockedArena::stats`](crate::LockedArena::stats).
@@ -56,6 +70,7 @@ impl fmt::Display for Bytes {
 /// println!("{}", arena.stats());
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ArenaStats {
     /// The arena's id (also used in messages).
     pub arena_id: u64,
@@ -186,6 +201,7 @@ impl fmt::Display for ArenaStats {
 /// println!("{m}"); // 0.000002 seconds (inner allocator: 1 calls, 100 bytes; arena: 0 calls, 0 bytes)
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Measurement {
     /// Wall-clock time of the closure.
     pub elapsed: Duration,
@@ -233,6 +249,7 @@ impl fmt::Display for Measurement {
 /// assert_eq!(bumped.arena_calls, 1);
 /// println!("{bumped}");
 /// ```
+#[must_use = "`measure` returns the closure's result and the measurement; use `let (r, m) = measure(..)`"]
 pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Measurement) {
     struct Guard;
     impl Drop for Guard {
@@ -256,4 +273,23 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Measurement) {
         arena_bytes: after.arena_bytes.wrapping_sub(before.arena_bytes),
     };
     (r, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::space::SpaceStats;
+
+    #[test]
+    fn space_stats_print_in_binary_units() {
+        let s = SpaceStats {
+            reserved: 64 << 30,
+            in_use: 320 << 10,
+            retained: 1536,
+        };
+        assert_eq!(
+            s.to_string(),
+            "address space: 64.00 GiB reserved, 320.00 KiB in use by arenas, \
+             1.50 KiB retained for reuse"
+        );
+    }
 }

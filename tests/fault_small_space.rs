@@ -23,7 +23,7 @@ fn setup() {
 fn the_reservation_is_the_configured_size() {
     setup();
     let _a = Arena::new();
-    assert_eq!(space_stats().reserved, RESERVE);
+    assert_eq!(space_stats().reserved, RESERVE as u64);
     assert!(matches!(
         bumper::configure_address_space(1 << 30),
         Err(bumper::SpaceError::AlreadyInitialized)
@@ -53,7 +53,7 @@ fn many_arenas_in_a_tiny_space_spill_and_stay_correct() {
     let spilled: u64 = arenas.iter().map(|a| a.stats().spills).sum();
     assert!(spilled > 0, "nothing spilled in a 256 KiB space");
     assert_eq!(in_arena as u64 + spilled, 500);
-    assert!(space_stats().in_use <= RESERVE);
+    assert!(space_stats().in_use <= RESERVE as u64);
 }
 
 #[test]
