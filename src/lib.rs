@@ -169,7 +169,9 @@ pub fn space_stats() -> SpaceStats {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// Hooks for bumper's own fault-injection tests. Not part of the API.
+/// Hooks for bumper's own fault-injection tests. Not part of the API: only
+/// compiled with the `fault-injection` feature, which bumper's tests enable.
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod __testing {
     /// Makes the next `n` requests to the OS for memory (reserving address

@@ -238,10 +238,12 @@ const MIN_RETRY_RESERVE: usize = 64 << 20;
 
 /// Set by the fault-injection hook: behave as if the OS refused every
 /// reservation.
+#[cfg(feature = "fault-injection")]
 static REFUSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Makes the process behave as if the OS refused the reservation, if it has
 /// not been made yet. For tests.
+#[cfg(feature = "fault-injection")]
 pub(crate) fn refuse_reservation() {
     REFUSE.store(true, Ordering::Release);
 }
@@ -289,6 +291,7 @@ pub(crate) fn init() {
         }
         return;
     }
+    #[cfg(feature = "fault-injection")]
     if REFUSE.load(Ordering::Acquire) {
         SPACE.state.store(2, Ordering::Release);
         return;

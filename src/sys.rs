@@ -6,26 +6,36 @@
 //! of these functions allocate through the global allocator, panic, or
 //! unwind, so they are safe to call from inside the allocator shim.
 
+#[cfg(feature = "fault-injection")]
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of an OS page as assumed by the space layout. The layout only needs a
 /// value that divides the slab size; 4 KiB pages are the smallest in practice.
 pub(crate) const PAGE: usize = 4096;
 
-/// Fault injection: the number of upcoming `reserve`/`commit` calls that must
-/// fail as if the OS refused them. Zero in normal operation.
+/// Fault injection: the number of upcoming `reserve`/`commit`/`map` calls
+/// that must fail as if the OS refused them. Zero in normal operation.
+#[cfg(feature = "fault-injection")]
 static FAIL_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// Makes the next `n` reservations or commits fail. Used by tests to prove
-/// that a refused `mmap` turns into a spill to the inner allocator.
+/// Makes the next `n` reservations, commits or mappings fail. Used by tests
+/// to prove that a refused `mmap` turns into a spill to the inner allocator.
+#[cfg(feature = "fault-injection")]
 pub(crate) fn inject_failures(n: usize) {
     FAIL_NEXT.store(n, Ordering::SeqCst);
 }
 
+#[cfg(feature = "fault-injection")]
 fn injected_failure() -> bool {
     FAIL_NEXT
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+fn injected_failure() -> bool {
+    false
 }
 
 #[cfg(not(miri))]
