@@ -9,7 +9,7 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
-use common::{check, fill};
+use common::pattern::{check, fill};
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 /// Allocates a lot in the arena afterwards, to overwrite anything that a
@@ -42,7 +42,7 @@ fn a_returned_value_escapes_and_stays_intact() {
         v
     });
     assert!(is_arena_pointer(kept.as_ptr()));
-    assert!(check(&kept, 7), "an escaped value was overwritten");
+    check(&kept, 7, "an escaped value was overwritten");
     let s = arena.stats();
     assert_eq!(s.escapes, 1);
     assert_eq!(s.escaped_blocks, 1);
@@ -118,7 +118,7 @@ fn lazily_initialised_statics_escape_and_are_never_overwritten() {
         churn(&arena, 30);
     });
     assert!(is_arena_pointer(ONCE.get().unwrap().as_ptr()));
-    assert!(check(ONCE.get().unwrap(), 99));
+    check(ONCE.get().unwrap(), 99, "the OnceLock's boxed slice");
     let table = LAZY_TABLE.lock().unwrap();
     assert!(
         table

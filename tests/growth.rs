@@ -10,7 +10,7 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, is_arena_pointer, with_bumper};
-use common::{check, fill};
+use common::pattern::{check, fill};
 
 #[test]
 fn the_last_block_grows_in_place() {
@@ -78,7 +78,7 @@ fn a_block_from_before_the_checkpoint_never_grows_in_place() {
             fill(&mut n, 1000 + i);
             noise.push(n);
         }
-        assert!(check(&v[..32], 1));
+        check(&v[..32], 1, "the first 32 bytes of the escaped block");
         assert!(
             v[32..].iter().all(|&x| x == 0xAB),
             "an escaped block was overwritten"

@@ -19,7 +19,7 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, space_stats, with_bumper};
-use common::{check, fill};
+use common::pattern::{self, check, fill};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -66,14 +66,9 @@ fn poll(rounds: usize, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// The byte at `i` of the pattern for `seed`; checking it allocates nothing,
-/// so it can run in destructors and exit handlers.
-fn pat(seed: u64, i: usize) -> u8 {
-    (seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64 * 131) >> 3) as u8
-}
-
 /// An arena-allocated buffer that checks, when dropped, that it still lives
-/// in an arena and holds its pattern, and counts the outcome.
+/// in an arena and holds its pattern, and counts the outcome. The check
+/// allocates nothing, so it can run in thread-local destructors.
 struct Checked {
     data: Vec<u8>,
     seed: u64,
@@ -83,7 +78,7 @@ struct Checked {
 
 impl Checked {
     fn new(seed: u64, len: usize, ok: &'static AtomicUsize, bad: &'static AtomicUsize) -> Self {
-        let data: Vec<u8> = (0..len).map(|i| pat(seed, i)).collect();
+        let data = pattern::filled(len, seed);
         Checked {
             data,
             seed,
@@ -93,12 +88,7 @@ impl Checked {
     }
 
     fn intact(&self) -> bool {
-        is_arena_pointer(self.data.as_ptr())
-            && self
-                .data
-                .iter()
-                .enumerate()
-                .all(|(i, &b)| b == pat(self.seed, i))
+        is_arena_pointer(self.data.as_ptr()) && pattern::holds(&self.data, self.seed)
     }
 }
 
@@ -145,7 +135,7 @@ fn a_thread_returns_arena_values_that_its_joiner_uses_and_frees() {
             .enumerate()
             .all(|(i, w)| *w == format!("word number {i}"))
     );
-    assert!(check(&bytes, 3));
+    check(&bytes, 3, "the byte buffer the thread returned");
     assert!(
         squares
             .iter()
@@ -842,7 +832,7 @@ fn allocation_from_a_panic_hook_inside_a_region() {
             arena.no_escape(|| {
                 let mut junk = vec![0u8; 8192 + i];
                 fill(&mut junk, i as u64);
-                assert!(check(&junk, i as u64));
+                check(&junk, i as u64, format_args!("junk block {i}"));
             });
         }
     });

@@ -54,7 +54,8 @@ use std::sync::{Condvar, Mutex};
 use bumper::{
     Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
 };
-use common::{InnerCalls, check_raw, fill_raw, first_nonzero, inner_calls};
+use common::pattern::{check_raw, fill_raw, first_nonzero};
+use common::{InnerCalls, inner_calls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -1043,7 +1044,7 @@ fn random_operation_sequences_match_the_model() {
             // ChaCha takes 32 bytes of seed: spread the number over them.
             let mut bytes = [0u8; 32];
             for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(&common::pattern_word(seed, i).to_le_bytes());
+                chunk.copy_from_slice(&common::pattern::word(seed, i).to_le_bytes());
             }
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
         }

@@ -8,7 +8,8 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
-use common::{check, count_inner, fill};
+use common::count_inner;
+use common::pattern::{check, fill};
 
 #[test]
 fn region_vec_dropped_after_the_region() {
@@ -19,11 +20,11 @@ fn region_vec_dropped_after_the_region() {
         v
     });
     assert!(is_arena_pointer(v.as_ptr()));
-    assert!(check(&v, 1));
+    check(&v, 1, "the region's Vec");
     assert_eq!(arena.stats().live_blocks, 1);
     // Work outside the region does not touch it.
     let noise: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 100]).collect();
-    assert!(check(&v, 1));
+    check(&v, 1, "the region's Vec");
     v[0] ^= 0; // still writable
     let (_, inner) = count_inner(|| drop(v));
     assert_eq!(inner.frees, 0, "an arena block reached the inner allocator");
@@ -185,7 +186,9 @@ fn blocks_outlive_their_arena() {
             .collect()
     });
     drop(arena); // orphan: chunks stay mapped while blocks live
-    assert!(kept.iter().enumerate().all(|(i, v)| check(v, i as u64)));
+    for (i, v) in kept.iter().enumerate() {
+        check(v, i as u64, format_args!("block {i} of the dropped arena"));
+    }
     // Other arenas reuse memory; the orphan's must not be touched.
     for _ in 0..10 {
         let other = Arena::new();
@@ -195,7 +198,9 @@ fn blocks_outlive_their_arena() {
             assert_eq!(big[1000], 0xAA);
         });
     }
-    assert!(kept.iter().enumerate().all(|(i, v)| check(v, i as u64)));
+    for (i, v) in kept.iter().enumerate() {
+        check(v, i as u64, format_args!("block {i} of the dropped arena"));
+    }
     // Frees from several threads, the last one releases the arena.
     let half = kept.split_off(32);
     std::thread::scope(|s| {

@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use bumper::{Arena, ArenaStats, LockedArena, is_arena_pointer, with_bumper};
-use common::{check_raw, fill_raw, first_nonzero};
+use common::pattern::{check_raw, fill_raw, first_nonzero};
 
 /// Blocks a thread holds at once.
 const MAX_BLOCKS: usize = 256;
