@@ -55,7 +55,7 @@ use bumper::{
     Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
 };
 use common::pattern::{check_raw, fill_raw, first_nonzero};
-use common::{InnerCalls, inner_calls};
+use common::{InnerCalls, env_or, inner_calls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -127,28 +127,16 @@ struct Params {
     large_max: usize,
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
-
 /// The generator seed under Miri, chosen so that its few cases include
 /// escapes, arena drops with live blocks and frees of orphaned blocks.
 const MIRI_SEED: u64 = 5;
 
 fn params() -> Params {
-    let seed = std::env::var("BUMPER_MODEL_SEED").ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("BUMPER_MODEL_SEED must be a number, got {v:?}"))
-    });
+    let seed: Option<u64> = common::env::parsed("BUMPER_MODEL_SEED");
     if cfg!(miri) {
         Params {
             seed: Some(seed.unwrap_or(MIRI_SEED)),
-            cases: env_or("BUMPER_MODEL_CASES", 4) as u32,
+            cases: env_or("BUMPER_MODEL_CASES", 4usize) as u32,
             max_ops: env_or("BUMPER_MODEL_OPS", 40),
             small_max: 256,
             // Still crosses the 64 KiB first chunk.
@@ -157,7 +145,7 @@ fn params() -> Params {
     } else {
         Params {
             seed,
-            cases: env_or("BUMPER_MODEL_CASES", 128) as u32,
+            cases: env_or("BUMPER_MODEL_CASES", 128usize) as u32,
             max_ops: env_or("BUMPER_MODEL_OPS", 200),
             small_max: 2048,
             // Larger than the 256 KiB second chunk.

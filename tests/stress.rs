@@ -31,6 +31,7 @@ use std::sync::Mutex;
 
 use bumper::{Arena, ArenaStats, LockedArena, is_arena_pointer, with_bumper};
 use common::pattern::{check_raw, fill_raw, first_nonzero};
+use common::{Rng, env_or};
 
 /// Blocks a thread holds at once.
 const MAX_BLOCKS: usize = 256;
@@ -39,36 +40,13 @@ const EXCHANGE: usize = 1024;
 /// Deepest nesting of regions and `no_escape` blocks.
 const MAX_DEPTH: usize = 12;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
+/// The block sizes and alignments the walk draws.
+trait Draws {
+    fn size(&mut self) -> usize;
+    fn align(&mut self) -> usize;
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
+impl Draws for Rng {
     fn size(&mut self) -> usize {
         match self.below(1000) {
             0..700 => 1 + self.below(512),
@@ -461,10 +439,10 @@ fn threads_sharing_arenas_and_blocks_never_corrupt_memory() {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     };
-    let seed = env_or("BUMPER_STRESS_SEED", default_seed);
+    let seed: u64 = env_or("BUMPER_STRESS_SEED", default_seed);
     let _report = SeedReporter(seed);
-    let threads = env_or("BUMPER_STRESS_THREADS", if cfg!(miri) { 2 } else { 4 }).max(1);
-    let total_ops = env_or("BUMPER_STRESS_OPS", if cfg!(miri) { 400 } else { 200_000 });
+    let threads = env_or("BUMPER_STRESS_THREADS", if cfg!(miri) { 2u64 } else { 4 }).max(1);
+    let total_ops: u64 = env_or("BUMPER_STRESS_OPS", if cfg!(miri) { 400 } else { 200_000 });
     println!("BUMPER_STRESS_SEED={seed} threads {threads} ops {total_ops}");
 
     let shared = Shared {
