@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use bumper::{Arena, ArenaStats, LockedArena, is_arena_pointer, with_bumper};
-use common::pattern::{check_raw, fill_raw, first_nonzero};
+use common::pattern::{Block, check_raw, fill_raw, first_nonzero};
 use common::{Rng, env_or};
 
 /// Blocks a thread holds at once.
@@ -65,47 +65,33 @@ impl Draws for Rng {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    ptr: *mut u8,
-    size: usize,
-    align: usize,
-    /// Pattern seed, unique over all threads.
-    id: u64,
-}
-
 // SAFETY: a block handed to another thread is no longer touched by the
 // thread that gave it away.
 unsafe impl Send for Block {}
 
-impl Block {
-    fn layout(&self) -> Layout {
-        Layout::from_size_align(self.size, self.align).unwrap()
-    }
+/// What a worker does with a block it holds. Every block a worker holds (or
+/// finds in the exchange) is live, and its pattern id is unique over all
+/// threads.
+trait Held {
+    /// Checks the whole block.
+    fn check(&self, seed: u64, when: &'static str);
+    /// A cheaper check for spot checks: large blocks are sampled (every block
+    /// gets a full check before it is freed).
+    fn check_sampled(&self, seed: u64, when: &'static str);
+    fn report(&self, seed: u64, when: &'static str, bad: Option<usize>);
+    fn free(self, seed: u64, when: &'static str);
+}
 
+impl Held for Block {
     fn check(&self, seed: u64, when: &'static str) {
-        // SAFETY: a live block of `size` bytes.
-        let bad = unsafe { check_raw(self.ptr, self.id, 0, self.size) };
+        // SAFETY: a live block.
+        let bad = unsafe { self.first_corruption(false) };
         self.report(seed, when, bad);
     }
 
-    /// A cheaper check for spot checks: large blocks are sampled (every block
-    /// gets a full check before it is freed).
     fn check_sampled(&self, seed: u64, when: &'static str) {
-        if self.size <= 8192 {
-            return self.check(seed, when);
-        }
-        let (p, id, n) = (self.ptr, self.id, self.size);
-        // SAFETY: every range lies inside the live block.
-        let bad = unsafe {
-            check_raw(p, id, 0, 2048)
-                .or_else(|| check_raw(p, id, n - 2048, n))
-                .or_else(|| {
-                    (2048..n - 2048)
-                        .step_by(4096)
-                        .find_map(|o| check_raw(p, id, o, o + 8))
-                })
-        };
+        // SAFETY: a live block.
+        let bad = unsafe { self.first_corruption(true) };
         self.report(seed, when, bad);
     }
 
@@ -114,8 +100,8 @@ impl Block {
             panic!(
                 "seed {seed}: {when}: block {self:?} (arena pointer: {}) is corrupted at offset {off} (byte {:#04x})",
                 is_arena_pointer(self.ptr),
-                // SAFETY: `off` lies inside the block.
-                unsafe { self.ptr.add(off).read() }
+                // SAFETY: `off` lies inside the live block.
+                unsafe { self.read(off) }
             );
         }
     }
