@@ -10,6 +10,7 @@ counting_shim!();
 
 use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use common::pattern::{check, fill};
+use common::{Child, Expect, is_child};
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 /// Allocates a lot in the arena afterwards, to overwrite anything that a
@@ -183,7 +184,8 @@ fn no_escape_without_escapes_does_not_panic_under_the_panic_policy() {
 
 #[test]
 fn the_abort_policy_aborts_with_the_message() {
-    if std::env::var_os("BUMPER_ABORT_CHILD").is_some() {
+    const NAME: &str = "the_abort_policy_aborts_with_the_message";
+    if is_child(NAME) {
         let arena = Arena::builder()
             .escape_policy(EscapePolicy::Abort)
             .build()
@@ -192,22 +194,7 @@ fn the_abort_policy_aborts_with_the_message() {
         println!("unreachable: {}", kept.len());
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_abort_policy_aborts_with_the_message",
-            "--nocapture",
-        ])
-        .env("BUMPER_ABORT_CHILD", "1")
-        .output()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc_sigabrt()), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("memory escaped arena"), "{stderr}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
-}
-
-fn libc_sigabrt() -> i32 {
-    6
+    let out = Child::new(NAME).run(Expect::Signal(libc::SIGABRT));
+    assert!(out.stderr.contains("memory escaped arena"), "{out}");
+    assert!(!out.stdout.contains("unreachable"), "{out}");
 }

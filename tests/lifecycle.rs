@@ -5,12 +5,11 @@
 //! region is active.
 //!
 //! Tests that need a process to themselves (process-wide figures, a panic
-//! hook, `exit`, `fork`) re-execute this binary with
-//! `--exact <test> --nocapture` and the environment variable
-//! `BUMPER_LIFECYCLE_CHILD` set to the test's name; the child runs the scenario and the parent checks how
-//! it ended.
+//! hook, `exit`, `fork`) run again in a child process (`common::child`):
+//! the child runs the scenario and the parent checks how it ended.
 //!
-//! Waits are bounded by iteration counts, never by a timer.
+//! Waits are bounded by iteration counts, never by a timer (only a child
+//! that hangs is killed after a timeout, which fails the test).
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -20,39 +19,12 @@ counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, space_stats, with_bumper};
 use common::pattern::{self, check, fill};
+use common::{Child, Expect, is_child};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
-
-/// Environment variable that tells a re-executed test binary which scenario
-/// to run as the child.
-const CHILD: &str = "BUMPER_LIFECYCLE_CHILD";
-
-/// Whether this process is the child run of test `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-/// Runs test `name` alone in a fresh copy of this binary, as the child.
-fn run_child(name: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .expect("re-execute the test binary")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Calls `done` up to `rounds` times, yielding in between, until it holds.
 /// Returns whether it held. Bounded by the number of rounds, not by time.
@@ -371,13 +343,8 @@ fn thread_local_destructors_free_blocks_of_an_arena_returned_by_the_thread() {
 fn an_orphaned_arena_is_released_by_its_last_free() {
     const NAME: &str = "an_orphaned_arena_is_released_by_its_last_free";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-MIN-DONE"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-MIN-DONE"), "{out}");
         return;
     }
     // Child: the only test in this process, so the address space figures
@@ -430,13 +397,8 @@ fn thread_local_destructors_free_blocks_of_an_arena_dropped_before_them() {
     const PER: usize = 60;
     const NAME: &str = "thread_local_destructors_free_blocks_of_an_arena_dropped_before_them";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-DONE"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-DONE"), "{out}");
         return;
     }
     // Child: the only test in this process, so the address space figures
@@ -533,27 +495,17 @@ fn process_exit_inside_a_region_with_live_arena_memory() {
     const N: usize = 20_000;
     const OTHER_N: u64 = 10_000;
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = Child::new(NAME).run(Expect::Code(7));
+        let stdout = &out.stdout;
         let sum: u64 = (0..N as u64).map(|i| 3 * i).sum();
         let other: u64 = (0..OTHER_N).sum();
         assert!(
             stdout.contains(&format!("EXIT-MARKER sum={sum} other={other}")),
-            "{}",
-            describe(&out)
+            "{out}"
         );
-        assert!(
-            stdout.contains("ATEXIT arena data intact"),
-            "{}",
-            describe(&out)
-        );
-        assert!(!stdout.contains("CORRUPT"), "{}", describe(&out));
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("bumper:"),
-            "{}",
-            describe(&out)
-        );
+        assert!(stdout.contains("ATEXIT arena data intact"), "{out}");
+        assert!(!stdout.contains("CORRUPT"), "{out}");
+        assert!(!out.stderr.contains("bumper:"), "{out}");
         return;
     }
     let arena: &'static LockedArena = Box::leak(Box::new(LockedArena::new()));
@@ -685,13 +637,8 @@ fn forked_child(
 fn fork_inside_a_region() {
     const NAME: &str = "fork_inside_a_region";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("FORK-PARENT-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("FORK-PARENT-OK"), "{out}");
         return;
     }
     // Child test process: this is its only test, so no other test thread
@@ -763,13 +710,8 @@ static HOOK_VEC_IN_ARENA: AtomicBool = AtomicBool::new(false);
 fn allocation_from_a_panic_hook_inside_a_region() {
     const NAME: &str = "allocation_from_a_panic_hook_inside_a_region";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("HOOK-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("HOOK-OK"), "{out}");
         return;
     }
     // Child process: the hook is process-wide, and no other test runs here.

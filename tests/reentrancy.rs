@@ -20,14 +20,17 @@
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
 
+// The shared helpers only: this file installs its own global allocator.
+mod common;
+
 use bumper::{
     Arena, Bumper, EscapePolicy, LockedArena, is_arena_pointer, measure, space_stats, with_bumper,
 };
+use common::{Child, Expect, is_child};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 
@@ -151,29 +154,6 @@ unsafe impl GlobalAlloc for Probe {
 #[global_allocator]
 static GLOBAL: Detector<Bumper<Probe>> = Detector(Bumper::new(Probe));
 
-const CHILD: &str = "BUMPER_REENTRANCY_CHILD";
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-fn run_child(name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .expect("re-execute the test binary")
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Inner-allocator calls on this thread, and the depth of the last one.
 fn probe() -> (u64, u32) {
     (PROBE_CALLS.with(Cell::get), PROBE_DEPTH.with(Cell::get))
@@ -224,20 +204,13 @@ fn control_a_reentrant_call_aborts() {
         println!("NOT-ABORTED {b}");
         return;
     }
-    let out = run_child(NAME);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&out)
-    );
+    let out = Child::new(NAME).run(Expect::Signal(libc::SIGABRT));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("re-entered from inside the shim (alloc)"),
-        "{}",
-        describe(&out)
+        out.stderr
+            .contains("re-entered from inside the shim (alloc)"),
+        "{out}"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT-ABORTED"));
+    assert!(!out.stdout.contains("NOT-ABORTED"), "{out}");
 }
 
 // ---------------------------------------------------------------------------
@@ -606,13 +579,8 @@ thread_local! {
 fn orphan_destroyed_inside_dealloc_on_other_threads() {
     const NAME: &str = "orphan_destroyed_inside_dealloc_on_other_threads";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-OK"), "{out}");
         return;
     }
     driven(|| {

@@ -1,5 +1,7 @@
 //! Shared test support, one file per helper:
 //!
+//! - [`child`]: run one test of this binary again, alone, in a child
+//!   process, with a timeout, and check how it ended;
 //! - [`counting`]: the counting inner allocator, which panics if it is ever
 //!   handed an arena pointer, and `counting_shim!()`, which installs bumper
 //!   over it;
@@ -12,6 +14,7 @@
 //! only some of it.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod counting;
 pub mod env;
 pub mod pattern;
@@ -19,6 +22,8 @@ pub mod rng;
 
 // The most used items, also at the top. A test file that uses none of them
 // would otherwise warn.
+#[allow(unused_imports)]
+pub use child::{Child, Expect, is_child};
 #[allow(unused_imports)]
 pub use counting::{Counting, InnerCalls, count_inner, global_inner_frees, inner_calls};
 #[allow(unused_imports)]
