@@ -94,9 +94,9 @@ unsafe impl Send for Arena {}
 ///
 /// Each thread inside a region of the arena gets its own *lane*, so threads
 /// do not contend while they allocate. Checkpoints and resets cover every
-/// lane. A reset while other threads are still using the arena (the seed's
-/// `bad_function_2`) is safe: the lanes in use are left alone and the escape
-/// is reported.
+/// lane. A reset while other threads are still using the arena
+/// (AllocArrays.jl's `bad_function_2`) is safe: the lanes in use are left
+/// alone and the escape is reported.
 ///
 /// ```
 /// use bumper::{with_bumper, Bumper, LockedArena};

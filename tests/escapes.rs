@@ -1,4 +1,5 @@
-//! Issue 2, behaviour 4: values that escape a `no_escape` block stay intact
+//! SAFETY.md §3, a reset never reuses memory that is still in use, and
+//! its "Escape policies": values that escape a `no_escape` block stay intact
 //! through the reset and through many later allocations, the escape is
 //! counted, and the panic policy explains what escaped and how to fix it.
 
@@ -53,7 +54,7 @@ fn a_returned_value_escapes_and_stays_intact() {
 
 #[test]
 fn a_value_pushed_into_an_outer_vec_escapes() {
-    // The seed's bad_function_1.
+    // `bad_function_1` of AllocArrays.jl's "Examples of improper usage".
     let arena = Arena::new();
     let mut output: Vec<Vec<f64>> = Vec::with_capacity(10); // heap
     with_bumper(&arena, || {

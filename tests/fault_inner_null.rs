@@ -1,4 +1,5 @@
-//! Issue 3, item 3: an inner allocator that returns null sees null
+//! SAFETY.md §10, running out never fails; a null from the inner allocator
+//! is passed on: an inner allocator that returns null sees null
 //! propagated, so std reports an allocation error instead of bumper hiding
 //! or mishandling it.
 

@@ -1,7 +1,8 @@
-//! Issue 2, behaviour 5: growth in place happens only for the last block,
-//! and only if it lies at or after the innermost active checkpoint.
-//! (GHSA-xhx6-q96x-pf9c in bump-scope was a use-after-free from growing a
-//! block that belonged to an enclosing scope.)
+//! SAFETY.md §4, growth in place only at the tip, and only for a block at or
+//! after the innermost checkpoint: growth in place happens only for the last
+//! block, and only if it lies at or after the innermost active checkpoint.
+//! (GHSA-xhx6-q96x-pf9c in bump-scope was a use-after-free from growing a block
+//! that belonged to an enclosing scope.)
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec, clippy::slow_vector_initialization)]

@@ -1,6 +1,6 @@
-//! Issue 3, item 4: guard mode. Memory reclaimed by a reset is poisoned and,
-//! for whole pages, protected until it is reused, so a raw pointer kept past
-//! a reset faults loudly instead of reading stale data.
+//! Guard mode (SAFETY.md, "Guard mode"). Memory reclaimed by a reset is
+//! poisoned and, for whole pages, protected until it is reused, so a raw
+//! pointer kept past a reset faults loudly instead of reading stale data.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

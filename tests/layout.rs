@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 9: every `Layout` is honoured, and `alloc_zeroed`
+//! SAFETY.md §11: every `Layout` is honoured, and `alloc_zeroed`
 //! returns zeroed memory, also when arena memory is reused.
 
 // These tests exist to allocate: `vec!` is deliberate.

@@ -1,4 +1,5 @@
-//! Issue 3, item 5: lifecycle edge cases. Threads that end inside or
+//! SAFETY.md §12, thread and process life cycle (and §8 and §9 where a
+//! thread unwinds or an arena is dropped first). Threads that end inside or
 //! through a region, thread-local destructors that free arena blocks after
 //! the region (and after the arena) is gone, `std::process::exit` and
 //! `fork()` with live arena memory, and allocation from a panic hook while a

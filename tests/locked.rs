@@ -1,5 +1,5 @@
-//! Issue 2, behaviour 6: locked mode. Several threads allocate from one
-//! `LockedArena` at once, with correct results and exact accounting.
+//! SAFETY.md §6, many threads, one arena: locked mode. Several threads allocate
+//! from one `LockedArena` at once, with correct results and exact accounting.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

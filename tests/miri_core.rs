@@ -1,4 +1,5 @@
-//! Issue 3, item 2: a small tour of the core, sized for Miri
+//! A small tour of the core, sized for Miri (SAFETY.md, "How the proofs are
+//! organised")
 //! (`cargo +nightly miri test --test miri_core`), which checks it for
 //! undefined behaviour: bumping, tip frees, checkpoints and resets, escapes,
 //! frees from another thread, growth and moves, alloc_zeroed on reused

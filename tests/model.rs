@@ -1,4 +1,5 @@
-//! Issue 3, item 1: a model-based test. Proptest generates sequences of
+//! The model-based test (SAFETY.md, "How the proofs are organised"; it
+//! proves guarantees 1 to 4 and 11 there). Proptest generates sequences of
 //! operations; an interpreter runs them against real arenas and against a
 //! model that predicts, exactly, where every block lives and what every
 //! arena's counters say. A failure shrinks to a minimal sequence of

@@ -1,5 +1,6 @@
-//! Issue 2, behaviour 2: frees and reallocations are routed by who owns the
-//! pointer, never by which region is active.
+//! SAFETY.md §1 and §2: frees and reallocations are routed by who owns the
+//! pointer, never by which region is active; and §9, blocks outlive their
+//! arena.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 7: a panic inside a region or a `no_escape` block
+//! SAFETY.md §8: a panic inside a region or a `no_escape` block
 //! unwinds cleanly. The previous scope is restored and later allocations go
 //! where they should.
 //!

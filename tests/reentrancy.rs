@@ -1,4 +1,5 @@
-//! Issue 3, item 5: the shim never re-enters itself.
+//! SAFETY.md §7, the allocation path never allocates: the shim never
+//! re-enters itself.
 //!
 //! The global allocator here is `Detector<Bumper<Probe>>`. `Detector` keeps
 //! a `const`-initialised thread-local depth counter around every call into

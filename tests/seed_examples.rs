@@ -1,5 +1,6 @@
-//! Issue 2, behaviours 6 and 8: the seed README's examples, good and bad,
-//! ported to Rust. The bad ones must be safe: correct results, no
+//! The examples of AllocArrays.jl's README (its demo and its "Examples of
+//! improper usage"), good and bad, ported to Rust: SAFETY.md §3, §6 and
+//! §10. The bad ones must be safe: correct results, no
 //! corruption, and the misuse reported.
 
 // These tests exist to allocate: `vec!` is deliberate.

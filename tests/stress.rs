@@ -1,11 +1,11 @@
-//! Issue 3, item 1: a multi-threaded stress test. Several threads each run a
-//! seeded random walk over the safe API: allocate, free, reallocate and
-//! `alloc_zeroed` through the global allocator; nested regions of their own
-//! `Arena` and of one `LockedArena` they all share; `no_escape` on both;
-//! blocks handed to other threads, which free or adopt them whenever they
-//! like (real concurrent remote frees); and, now and then, dropping and
-//! recreating the thread's own arena while blocks of it are still live
-//! elsewhere.
+//! The multi-threaded stress test (SAFETY.md, "How the proofs are organised";
+//! it proves guarantees 1, 3 and 6 there). Several threads each run a seeded
+//! random walk over the safe API: allocate, free, reallocate and `alloc_zeroed`
+//! through the global allocator; nested regions of their own `Arena` and of one
+//! `LockedArena` they all share; `no_escape` on both; blocks handed to other
+//! threads, which free or adopt them whenever they like (real concurrent remote
+//! frees); and, now and then, dropping and recreating the thread's own arena
+//! while blocks of it are still live elsewhere.
 //!
 //! Escapes are not predicted (they depend on the interleaving), but no live
 //! block may ever be reclaimed: every block carries a pattern derived from
