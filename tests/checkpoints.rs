@@ -12,7 +12,7 @@ use bumper::{Arena, LockedArena, ResetError, is_arena_pointer, with_bumper};
 use common::count_inner;
 
 #[test]
-fn nested_no_escape_blocks() {
+fn nested_no_escape_blocks_each_reclaim_their_own_allocations() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         let outer = vec![1u64; 100];

@@ -58,7 +58,7 @@ fn many_arenas_in_a_tiny_space_spill_and_stay_correct() {
 }
 
 #[test]
-fn a_locked_arena_in_a_tiny_space() {
+fn a_locked_arena_in_a_tiny_space_gives_every_thread_correct_results() {
     setup();
     let arena = LockedArena::new();
     let sums: Vec<u64> = std::thread::scope(|s| {

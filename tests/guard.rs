@@ -12,7 +12,7 @@ use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
 use common::{Child, Expect, is_child};
 
 #[test]
-fn guarded_arenas_work_normally() {
+fn guarded_arenas_serve_intact_and_zeroed_memory_across_resets() {
     let arena = Arena::builder().guard_mode(true).build().unwrap();
     with_bumper(&arena, || {
         for round in 0..50u32 {

@@ -489,10 +489,11 @@ extern "C" fn check_arena_data_at_exit() {
 }
 
 #[test]
-fn process_exit_inside_a_region_with_live_arena_memory() {
+fn process_exit_inside_a_region_leaves_live_arena_memory_intact_for_exit_handlers() {
     static OK: AtomicUsize = AtomicUsize::new(0);
     static BAD: AtomicUsize = AtomicUsize::new(0);
-    const NAME: &str = "process_exit_inside_a_region_with_live_arena_memory";
+    const NAME: &str =
+        "process_exit_inside_a_region_leaves_live_arena_memory_intact_for_exit_handlers";
     const N: usize = 20_000;
     const OTHER_N: u64 = 10_000;
     if !is_child(NAME) {
@@ -635,8 +636,8 @@ fn forked_child(
 }
 
 #[test]
-fn fork_inside_a_region() {
-    const NAME: &str = "fork_inside_a_region";
+fn a_fork_inside_a_region_gives_the_child_a_private_working_copy_of_the_arena() {
+    const NAME: &str = "a_fork_inside_a_region_gives_the_child_a_private_working_copy_of_the_arena";
     if !is_child(NAME) {
         let out = Child::new(NAME).run(Expect::Success);
         assert!(out.stdout.contains("FORK-PARENT-OK"), "{out}");
@@ -708,8 +709,9 @@ static HOOK_SUM: AtomicU64 = AtomicU64::new(0);
 static HOOK_VEC_IN_ARENA: AtomicBool = AtomicBool::new(false);
 
 #[test]
-fn allocation_from_a_panic_hook_inside_a_region() {
-    const NAME: &str = "allocation_from_a_panic_hook_inside_a_region";
+fn a_panic_hook_inside_a_region_allocates_from_the_arena_and_its_values_stay_intact() {
+    const NAME: &str =
+        "a_panic_hook_inside_a_region_allocates_from_the_arena_and_its_values_stay_intact";
     if !is_child(NAME) {
         let out = Child::new(NAME).run(Expect::Success);
         assert!(out.stdout.contains("HOOK-OK"), "{out}");

@@ -13,7 +13,7 @@ use common::count_inner;
 use common::pattern::{check, fill};
 
 #[test]
-fn region_vec_dropped_after_the_region() {
+fn a_region_vec_dropped_after_the_region_is_freed_by_its_arena() {
     let arena = Arena::new();
     let mut v = with_bumper(&arena, || {
         let mut v = vec![0u8; 4096];
@@ -59,7 +59,7 @@ fn heap_vec_grown_inside_a_region_stays_on_the_heap() {
 }
 
 #[test]
-fn heap_vec_grown_inside_a_region_after_an_arena_reset() {
+fn a_heap_vec_grown_across_arena_resets_stays_intact_on_the_heap() {
     // The reset must not affect heap memory and the heap block must survive
     // arena reuse.
     let arena = Arena::new();
@@ -81,7 +81,7 @@ fn heap_vec_grown_inside_a_region_after_an_arena_reset() {
 }
 
 #[test]
-fn region_box_sent_to_another_thread_and_dropped_there() {
+fn region_boxes_dropped_on_another_thread_are_freed_by_their_arena() {
     let arena = Arena::new();
     // An unbounded channel never blocks the sender. (Blocking would lazily
     // create a thread-local context inside the region: a legitimate escape
@@ -211,7 +211,7 @@ fn blocks_outlive_their_arena() {
 }
 
 #[test]
-fn locked_arena_blocks_freed_on_other_threads() {
+fn locked_arena_blocks_freed_on_another_thread_are_all_accounted() {
     let arena = LockedArena::new();
     let blocks: Vec<Box<u64>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)

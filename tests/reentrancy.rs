@@ -232,7 +232,7 @@ fn driven<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[test]
-fn arenas_created_and_dropped_inside_regions() {
+fn arenas_created_and_dropped_inside_regions_never_reenter_the_shim() {
     driven(|| {
         let outer = Arena::new();
         let kept = with_bumper(&outer, || {
@@ -258,7 +258,7 @@ fn arenas_created_and_dropped_inside_regions() {
 }
 
 #[test]
-fn lanes_created_by_many_threads_and_exhausted() {
+fn lanes_created_by_many_threads_and_exhausted_never_reenter_the_shim() {
     driven(|| {
         const THREADS: usize = 12;
         const LANES: usize = 4;
@@ -298,7 +298,7 @@ fn lanes_created_by_many_threads_and_exhausted() {
 }
 
 #[test]
-fn chunk_growth_and_very_large_blocks() {
+fn chunk_growth_and_very_large_blocks_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         with_bumper(&arena, || {
@@ -336,7 +336,7 @@ fn chunk_growth_and_very_large_blocks() {
 }
 
 #[test]
-fn checkpoints_resets_escapes_and_no_escape() {
+fn checkpoints_resets_escapes_and_no_escape_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         let kept = with_bumper(&arena, || {
@@ -401,7 +401,7 @@ fn checkpoints_resets_escapes_and_no_escape() {
 }
 
 #[test]
-fn stats_and_measure_inside_and_outside_regions() {
+fn stats_and_measure_inside_and_outside_regions_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         let (_, outside) = measure(|| drop(std::hint::black_box(vec![1u8; 1000])));
@@ -427,7 +427,7 @@ fn stats_and_measure_inside_and_outside_regions() {
 }
 
 #[test]
-fn capacity_spills_and_over_aligned_requests() {
+fn capacity_spills_and_over_aligned_requests_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::builder()
             .capacity_limit(128 << 10)
@@ -463,7 +463,7 @@ fn capacity_spills_and_over_aligned_requests() {
 }
 
 #[test]
-fn reallocation_in_every_direction() {
+fn reallocation_in_every_direction_never_reenters_the_shim() {
     driven(|| {
         let a = Arena::new();
         let b = Arena::new();
@@ -504,7 +504,7 @@ fn reallocation_in_every_direction() {
 }
 
 #[test]
-fn remote_frees_while_the_owner_is_inside_its_region() {
+fn remote_frees_while_the_owner_is_inside_its_region_never_reenter_the_shim() {
     driven(|| {
         let arena = LockedArena::new();
         // Heap slot (no allocation to fill it): a channel would allocate its
@@ -549,7 +549,7 @@ fn remote_frees_while_the_owner_is_inside_its_region() {
 }
 
 #[test]
-fn guard_mode_protects_and_reuses_reclaimed_memory() {
+fn guard_mode_protecting_and_reusing_reclaimed_memory_never_reenters_the_shim() {
     driven(|| {
         let arena = Arena::builder().guard_mode(true).build().unwrap();
         with_bumper(&arena, || {
@@ -577,8 +577,9 @@ thread_local! {
 /// the address-space figures are ours) that the orphan was destroyed, which
 /// happens inside the last `dealloc`.
 #[test]
-fn orphan_destroyed_inside_dealloc_on_other_threads() {
-    const NAME: &str = "orphan_destroyed_inside_dealloc_on_other_threads";
+fn an_orphan_destroyed_inside_dealloc_on_other_threads_never_reenters_the_shim() {
+    const NAME: &str =
+        "an_orphan_destroyed_inside_dealloc_on_other_threads_never_reenters_the_shim";
     if !is_child(NAME) {
         let out = Child::new(NAME).run(Expect::Success);
         assert!(out.stdout.contains("ORPHAN-OK"), "{out}");
