@@ -134,9 +134,9 @@ impl std::panic::RefUnwindSafe for Arena {}
 ///
 /// Each thread inside a region of the arena gets its own *lane*, so threads
 /// do not contend while they allocate. Checkpoints and resets cover every
-/// lane. A reset while other threads are still using the arena (the seed's
-/// `bad_function_2`) is safe: the lanes in use are left alone and the escape
-/// is reported.
+/// lane. A reset while other threads are still using the arena
+/// (AllocArrays.jl's `bad_function_2`) is safe: the lanes in use are left
+/// alone and the escape is reported.
 ///
 /// A `LockedArena` is [`UnwindSafe`](std::panic::UnwindSafe) and
 /// [`RefUnwindSafe`](std::panic::RefUnwindSafe), for the reasons given under

@@ -183,7 +183,7 @@ impl fmt::Display for ArenaStats {
 }
 
 /// What one closure allocated on the current thread: the Rust counterpart of
-/// the seed's `@time` line. Returned by [`measure`].
+/// the line Julia's `@time` prints. Returned by [`measure`].
 ///
 /// `inner_*` counts calls that reached the inner allocator (outside regions,
 /// or spilled from an arena); `arena_*` counts calls served by arenas.

@@ -1,5 +1,5 @@
-//! Issue 2, behaviour 8: past an arena's capacity limit, allocations spill
-//! to the inner allocator, counted, without failing.
+//! SAFETY.md §10, running out never fails: past an arena's capacity limit,
+//! allocations spill to the inner allocator, counted, without failing.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

@@ -1,4 +1,6 @@
-//! Issue 2, behaviour 3 (checkpoints and resets) and misuse of checkpoints.
+//! Checkpoints and resets. SAFETY.md §3, a reset never reuses memory that is
+//! still in use (and reclaims exactly what is not); SAFETY.md §5, misuse of
+//! checkpoints is an error, never undefined behaviour.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -10,7 +12,7 @@ use bumper::{Arena, LockedArena, ResetError, is_arena_pointer, with_bumper};
 use common::count_inner;
 
 #[test]
-fn nested_no_escape_blocks() {
+fn nested_no_escape_blocks_each_reclaim_their_own_allocations() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         let outer = vec![1u64; 100];

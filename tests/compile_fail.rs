@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 6: an unlocked `Arena` cannot be shared between
+//! SAFETY.md §5 and §6: an unlocked `Arena` cannot be shared between
 //! threads, and a checkpoint cannot leave its thread; the compiler rejects
 //! both. The files under `tests/ui/` are compiled with `rustc` against the
 //! `bumper` library this test binary was built with (type checking only),

@@ -1,4 +1,5 @@
-//! Issue 2, behaviour 4: values that escape a `no_escape` block stay intact
+//! SAFETY.md §3, a reset never reuses memory that is still in use, and
+//! its "Escape policies": values that escape a `no_escape` block stay intact
 //! through the reset and through many later allocations, the escape is
 //! counted, and the panic policy explains what escaped and how to fix it.
 
@@ -9,7 +10,8 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
-use common::{check, fill};
+use common::pattern::{check, fill};
+use common::{Child, Expect, is_child};
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 /// Allocates a lot in the arena afterwards, to overwrite anything that a
@@ -42,7 +44,7 @@ fn a_returned_value_escapes_and_stays_intact() {
         v
     });
     assert!(is_arena_pointer(kept.as_ptr()));
-    assert!(check(&kept, 7), "an escaped value was overwritten");
+    check(&kept, 7, "an escaped value was overwritten");
     let s = arena.stats();
     assert_eq!(s.escapes, 1);
     assert_eq!(s.escaped_blocks, 1);
@@ -52,7 +54,7 @@ fn a_returned_value_escapes_and_stays_intact() {
 
 #[test]
 fn a_value_pushed_into_an_outer_vec_escapes() {
-    // The seed's bad_function_1.
+    // `bad_function_1` of AllocArrays.jl's "Examples of improper usage".
     let arena = Arena::new();
     let mut output: Vec<Vec<f64>> = Vec::with_capacity(10); // heap
     with_bumper(&arena, || {
@@ -118,7 +120,7 @@ fn lazily_initialised_statics_escape_and_are_never_overwritten() {
         churn(&arena, 30);
     });
     assert!(is_arena_pointer(ONCE.get().unwrap().as_ptr()));
-    assert!(check(ONCE.get().unwrap(), 99));
+    check(ONCE.get().unwrap(), 99, "the OnceLock's boxed slice");
     let table = LAZY_TABLE.lock().unwrap();
     assert!(
         table
@@ -183,7 +185,8 @@ fn no_escape_without_escapes_does_not_panic_under_the_panic_policy() {
 
 #[test]
 fn the_abort_policy_aborts_with_the_message() {
-    if std::env::var_os("BUMPER_ABORT_CHILD").is_some() {
+    const NAME: &str = "the_abort_policy_aborts_with_the_message";
+    if is_child(NAME) {
         let arena = Arena::builder()
             .escape_policy(EscapePolicy::Abort)
             .build()
@@ -192,22 +195,7 @@ fn the_abort_policy_aborts_with_the_message() {
         println!("unreachable: {}", kept.len());
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_abort_policy_aborts_with_the_message",
-            "--nocapture",
-        ])
-        .env("BUMPER_ABORT_CHILD", "1")
-        .output()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc_sigabrt()), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("memory escaped arena"), "{stderr}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
-}
-
-fn libc_sigabrt() -> i32 {
-    6
+    let out = Child::new(NAME).run(Expect::Signal(libc::SIGABRT));
+    assert!(out.stderr.contains("memory escaped arena"), "{out}");
+    assert!(!out.stdout.contains("unreachable"), "{out}");
 }

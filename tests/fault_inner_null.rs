@@ -1,8 +1,13 @@
-//! Issue 3, item 3: an inner allocator that returns null sees null
+//! SAFETY.md §10, running out never fails; a null from the inner allocator
+//! is passed on: an inner allocator that returns null sees null
 //! propagated, so std reports an allocation error instead of bumper hiding
 //! or mishandling it.
 
+// The shared helpers only: this file installs its own global allocator.
+mod common;
+
 use bumper::{Arena, Bumper, is_arena_pointer, with_bumper};
+use common::{Child, Expect, is_child};
 use std::alloc::{GlobalAlloc, Layout, System, alloc, dealloc, realloc};
 use std::cell::Cell;
 
@@ -118,7 +123,8 @@ fn a_failed_move_out_of_the_arena_keeps_the_old_block() {
 
 #[test]
 fn std_reports_the_allocation_error() {
-    if std::env::var_os("BUMPER_NULL_CHILD").is_some() {
+    const NAME: &str = "std_reports_the_allocation_error";
+    if is_child(NAME) {
         let arena = Arena::builder().capacity_limit(64 * 1024).build().unwrap();
         with_bumper(&arena, || {
             let v: Vec<u8> = failing(|| Vec::with_capacity(1 << 20));
@@ -126,16 +132,11 @@ fn std_reports_the_allocation_error() {
         });
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "std_reports_the_allocation_error", "--nocapture"])
-        .env("BUMPER_NULL_CHILD", "1")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = Child::new(NAME).run(Expect::Failure);
     assert!(
-        stderr.contains("memory allocation of 1048576 bytes failed"),
-        "{stderr}"
+        out.stderr
+            .contains("memory allocation of 1048576 bytes failed"),
+        "{out}"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+    assert!(!out.stdout.contains("unreachable"), "{out}");
 }

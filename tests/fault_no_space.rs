@@ -1,5 +1,6 @@
-//! Issue 3, item 3: if the OS refuses the address-space reservation itself,
-//! arenas still work: every allocation spills to the inner allocator.
+//! SAFETY.md §10, running out never fails: if the OS refuses the address-space
+//! reservation itself, arenas still work: every allocation spills to the inner
+//! allocator.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

@@ -1,5 +1,6 @@
-//! Issue 3, item 3: when the OS refuses memory (a failed `mmap`/`mprotect`),
-//! allocations spill to the inner allocator; nothing aborts.
+//! SAFETY.md §10, running out never fails: when the OS refuses memory (a failed
+//! `mmap`/`mprotect`), allocations spill to the inner allocator; nothing
+//! aborts.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]

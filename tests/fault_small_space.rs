@@ -1,5 +1,6 @@
-//! Issue 3, item 3: an address-space reservation too small for the work
-//! makes allocations spill to the inner allocator; nothing aborts.
+//! SAFETY.md §10, running out never fails: an address-space reservation too
+//! small for the work makes allocations spill to the inner allocator; nothing
+//! aborts.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -57,7 +58,7 @@ fn many_arenas_in_a_tiny_space_spill_and_stay_correct() {
 }
 
 #[test]
-fn a_locked_arena_in_a_tiny_space() {
+fn a_locked_arena_in_a_tiny_space_gives_every_thread_correct_results() {
     setup();
     let arena = LockedArena::new();
     let sums: Vec<u64> = std::thread::scope(|s| {

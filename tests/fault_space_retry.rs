@@ -1,6 +1,6 @@
-//! Issue 3, item 3: when the OS refuses the default address-space
-//! reservation (a low `ulimit -v`, valgrind, strict overcommit), bumper
-//! retries with smaller ones instead of giving up.
+//! SAFETY.md §10, running out never fails: when the OS refuses the default
+//! address-space reservation (a low `ulimit -v`, valgrind, strict overcommit),
+//! bumper retries with smaller ones instead of giving up.
 
 mod common;
 counting_shim!();

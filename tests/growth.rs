@@ -1,7 +1,8 @@
-//! Issue 2, behaviour 5: growth in place happens only for the last block,
-//! and only if it lies at or after the innermost active checkpoint.
-//! (GHSA-xhx6-q96x-pf9c in bump-scope was a use-after-free from growing a
-//! block that belonged to an enclosing scope.)
+//! SAFETY.md §4, growth in place only at the tip, and only for a block at or
+//! after the innermost checkpoint: growth in place happens only for the last
+//! block, and only if it lies at or after the innermost active checkpoint.
+//! (GHSA-xhx6-q96x-pf9c in bump-scope was a use-after-free from growing a block
+//! that belonged to an enclosing scope.)
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec, clippy::slow_vector_initialization)]
@@ -10,7 +11,7 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, is_arena_pointer, with_bumper};
-use common::{check, fill};
+use common::pattern::{check, fill};
 
 #[test]
 fn the_last_block_grows_in_place() {
@@ -78,7 +79,7 @@ fn a_block_from_before_the_checkpoint_never_grows_in_place() {
             fill(&mut n, 1000 + i);
             noise.push(n);
         }
-        assert!(check(&v[..32], 1));
+        check(&v[..32], 1, "the first 32 bytes of the escaped block");
         assert!(
             v[32..].iter().all(|&x| x == 0xAB),
             "an escaped block was overwritten"

@@ -1,6 +1,6 @@
-//! Issue 3, item 4: guard mode. Memory reclaimed by a reset is poisoned and,
-//! for whole pages, protected until it is reused, so a raw pointer kept past
-//! a reset faults loudly instead of reading stale data.
+//! Guard mode (SAFETY.md, "Guard mode"). Memory reclaimed by a reset is
+//! poisoned and, for whole pages, protected until it is reused, so a raw
+//! pointer kept past a reset faults loudly instead of reading stale data.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -9,24 +9,10 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
-use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
-
-/// Re-runs this test binary for one test with `BUMPER_GUARD_CHILD` set.
-fn run_child(test: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("BUMPER_GUARD_CHILD", "1")
-        .output()
-        .unwrap()
-}
-
-fn in_child() -> bool {
-    std::env::var_os("BUMPER_GUARD_CHILD").is_some()
-}
+use common::{Child, Expect, is_child};
 
 #[test]
-fn guarded_arenas_work_normally() {
+fn guarded_arenas_serve_intact_and_zeroed_memory_across_resets() {
     let arena = Arena::builder().guard_mode(true).build().unwrap();
     with_bumper(&arena, || {
         for round in 0..50u32 {
@@ -87,7 +73,8 @@ fn dropping_a_guarded_arena_returns_usable_chunks() {
 
 #[test]
 fn a_pointer_used_after_a_reset_faults_with_a_message() {
-    if in_child() {
+    const NAME: &str = "a_pointer_used_after_a_reset_faults_with_a_message";
+    if is_child(NAME) {
         let arena = Arena::builder().guard_mode(true).build().unwrap();
         let stale: *const u8 = with_bumper(&arena, || {
             arena.no_escape(|| {
@@ -104,33 +91,24 @@ fn a_pointer_used_after_a_reset_faults_with_a_message() {
         println!("unreachable: read {x}");
         return;
     }
-    let out = run_child("a_pointer_used_after_a_reset_faults_with_a_message");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = Child::new(NAME).run(Expect::Signal(libc::SIGSEGV));
+    assert!(out.stdout.contains("before the stale read"), "{out}");
     assert!(
-        stdout.contains("before the stale read"),
-        "{stdout}\n{stderr}"
-    );
-    assert!(
-        !stdout.contains("unreachable"),
-        "the stale read succeeded: {stdout}"
-    );
-    assert_eq!(
-        out.status.signal(),
-        Some(libc_sigsegv()),
-        "{:?}\n{stderr}",
-        out.status
+        !out.stdout.contains("unreachable"),
+        "the stale read succeeded: {out}"
     );
     assert!(
-        stderr.contains("bumper: guard mode caught an access to arena memory"),
-        "{stderr}"
+        out.stderr
+            .contains("bumper: guard mode caught an access to arena memory"),
+        "{out}"
     );
-    assert!(stderr.contains("use after reset"), "{stderr}");
+    assert!(out.stderr.contains("use after reset"), "{out}");
 }
 
 #[test]
 fn reclaimed_bytes_in_a_partial_page_read_as_poison() {
-    if in_child() {
+    const NAME: &str = "reclaimed_bytes_in_a_partial_page_read_as_poison";
+    if is_child(NAME) {
         let arena = Arena::builder().guard_mode(true).build().unwrap();
         let stale: *const u8 = with_bumper(&arena, || {
             arena.no_escape(|| {
@@ -148,18 +126,17 @@ fn reclaimed_bytes_in_a_partial_page_read_as_poison() {
         println!("stale bytes: {bytes:?}");
         return;
     }
-    let out = run_child("reclaimed_bytes_in_a_partial_page_read_as_poison");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
+    let out = Child::new(NAME).run(Expect::Success);
     let expect = format!("stale bytes: {:?}", vec![0xBDu8; 24]);
-    assert!(stdout.contains(&expect), "{stdout}");
+    assert!(out.stdout.contains(&expect), "{out}");
 }
 
 #[test]
 fn a_fault_outside_the_arena_still_reaches_the_previous_handler() {
     // The handler chains: std's stack-overflow report (its own SIGSEGV
     // handler) must keep working once guard mode installed ours.
-    if in_child() {
+    const NAME: &str = "a_fault_outside_the_arena_still_reaches_the_previous_handler";
+    if is_child(NAME) {
         let _arena = Arena::builder().guard_mode(true).build().unwrap();
         fn recurse(n: u64) -> u64 {
             let buf = [n; 64];
@@ -179,12 +156,8 @@ fn a_fault_outside_the_arena_still_reaches_the_previous_handler() {
             .unwrap();
         return;
     }
-    let out = run_child("a_fault_outside_the_arena_still_reaches_the_previous_handler");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("has overflowed its stack"), "{stderr}");
-    assert!(!stderr.contains("bumper: guard mode"), "{stderr}");
-}
-
-fn libc_sigsegv() -> i32 {
-    11
+    // How std ends the process after its report is its own business.
+    let out = Child::new(NAME).run(Expect::Any);
+    assert!(out.stderr.contains("has overflowed its stack"), "{out}");
+    assert!(!out.stderr.contains("bumper: guard mode"), "{out}");
 }

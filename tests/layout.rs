@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 9: every `Layout` is honoured, and `alloc_zeroed`
+//! SAFETY.md §11: every `Layout` is honoured, and `alloc_zeroed`
 //! returns zeroed memory, also when arena memory is reused.
 
 // These tests exist to allocate: `vec!` is deliberate.
@@ -117,7 +117,7 @@ fn alloc_zeroed_is_zeroed_also_when_memory_is_reused() {
 }
 
 #[test]
-fn alloc_zeroed_after_tip_frees_and_in_fresh_chunks() {
+fn alloc_zeroed_is_zeroed_after_tip_frees_and_in_fresh_chunks() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         for _ in 0..100 {
@@ -134,7 +134,7 @@ fn alloc_zeroed_after_tip_frees_and_in_fresh_chunks() {
 }
 
 #[test]
-fn zero_sized_and_odd_sized_types() {
+fn zero_sized_and_odd_sized_types_are_stored_intact_and_aligned() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         let zst: Vec<()> = vec![(); 1000];

@@ -1,16 +1,16 @@
-//! Issue 3, item 5: lifecycle edge cases. Threads that end inside or
+//! SAFETY.md §12, thread and process life cycle (and §8 and §9 where a
+//! thread unwinds or an arena is dropped first). Threads that end inside or
 //! through a region, thread-local destructors that free arena blocks after
 //! the region (and after the arena) is gone, `std::process::exit` and
 //! `fork()` with live arena memory, and allocation from a panic hook while a
 //! region is active.
 //!
 //! Tests that need a process to themselves (process-wide figures, a panic
-//! hook, `exit`, `fork`) re-execute this binary with
-//! `--exact <test> --nocapture` and the environment variable
-//! `BUMPER_LIFECYCLE_CHILD` set to the test's name; the child runs the scenario and the parent checks how
-//! it ended.
+//! hook, `exit`, `fork`) run again in a child process (`common::child`):
+//! the child runs the scenario and the parent checks how it ended.
 //!
-//! Waits are bounded by iteration counts, never by a timer.
+//! Waits are bounded by iteration counts, never by a timer (only a child
+//! that hangs is killed after a timeout, which fails the test).
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -19,40 +19,13 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, space_stats, with_bumper};
-use common::{check, fill};
+use common::pattern::{self, check, fill};
+use common::{Child, Expect, is_child};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
-
-/// Environment variable that tells a re-executed test binary which scenario
-/// to run as the child.
-const CHILD: &str = "BUMPER_LIFECYCLE_CHILD";
-
-/// Whether this process is the child run of test `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-/// Runs test `name` alone in a fresh copy of this binary, as the child.
-fn run_child(name: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .expect("re-execute the test binary")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Calls `done` up to `rounds` times, yielding in between, until it holds.
 /// Returns whether it held. Bounded by the number of rounds, not by time.
@@ -66,14 +39,9 @@ fn poll(rounds: usize, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// The byte at `i` of the pattern for `seed`; checking it allocates nothing,
-/// so it can run in destructors and exit handlers.
-fn pat(seed: u64, i: usize) -> u8 {
-    (seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64 * 131) >> 3) as u8
-}
-
 /// An arena-allocated buffer that checks, when dropped, that it still lives
-/// in an arena and holds its pattern, and counts the outcome.
+/// in an arena and holds its pattern, and counts the outcome. The check
+/// allocates nothing, so it can run in thread-local destructors.
 struct Checked {
     data: Vec<u8>,
     seed: u64,
@@ -83,7 +51,7 @@ struct Checked {
 
 impl Checked {
     fn new(seed: u64, len: usize, ok: &'static AtomicUsize, bad: &'static AtomicUsize) -> Self {
-        let data: Vec<u8> = (0..len).map(|i| pat(seed, i)).collect();
+        let data = pattern::filled(len, seed);
         Checked {
             data,
             seed,
@@ -93,12 +61,7 @@ impl Checked {
     }
 
     fn intact(&self) -> bool {
-        is_arena_pointer(self.data.as_ptr())
-            && self
-                .data
-                .iter()
-                .enumerate()
-                .all(|(i, &b)| b == pat(self.seed, i))
+        is_arena_pointer(self.data.as_ptr()) && pattern::holds(&self.data, self.seed)
     }
 }
 
@@ -145,7 +108,7 @@ fn a_thread_returns_arena_values_that_its_joiner_uses_and_frees() {
             .enumerate()
             .all(|(i, w)| *w == format!("word number {i}"))
     );
-    assert!(check(&bytes, 3));
+    check(&bytes, 3, "the byte buffer the thread returned");
     assert!(
         squares
             .iter()
@@ -381,13 +344,8 @@ fn thread_local_destructors_free_blocks_of_an_arena_returned_by_the_thread() {
 fn an_orphaned_arena_is_released_by_its_last_free() {
     const NAME: &str = "an_orphaned_arena_is_released_by_its_last_free";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-MIN-DONE"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-MIN-DONE"), "{out}");
         return;
     }
     // Child: the only test in this process, so the address space figures
@@ -440,13 +398,8 @@ fn thread_local_destructors_free_blocks_of_an_arena_dropped_before_them() {
     const PER: usize = 60;
     const NAME: &str = "thread_local_destructors_free_blocks_of_an_arena_dropped_before_them";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-DONE"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-DONE"), "{out}");
         return;
     }
     // Child: the only test in this process, so the address space figures
@@ -536,34 +489,25 @@ extern "C" fn check_arena_data_at_exit() {
 }
 
 #[test]
-fn process_exit_inside_a_region_with_live_arena_memory() {
+fn process_exit_inside_a_region_leaves_live_arena_memory_intact_for_exit_handlers() {
     static OK: AtomicUsize = AtomicUsize::new(0);
     static BAD: AtomicUsize = AtomicUsize::new(0);
-    const NAME: &str = "process_exit_inside_a_region_with_live_arena_memory";
+    const NAME: &str =
+        "process_exit_inside_a_region_leaves_live_arena_memory_intact_for_exit_handlers";
     const N: usize = 20_000;
     const OTHER_N: u64 = 10_000;
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = Child::new(NAME).run(Expect::Code(7));
+        let stdout = &out.stdout;
         let sum: u64 = (0..N as u64).map(|i| 3 * i).sum();
         let other: u64 = (0..OTHER_N).sum();
         assert!(
             stdout.contains(&format!("EXIT-MARKER sum={sum} other={other}")),
-            "{}",
-            describe(&out)
+            "{out}"
         );
-        assert!(
-            stdout.contains("ATEXIT arena data intact"),
-            "{}",
-            describe(&out)
-        );
-        assert!(!stdout.contains("CORRUPT"), "{}", describe(&out));
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("bumper:"),
-            "{}",
-            describe(&out)
-        );
+        assert!(stdout.contains("ATEXIT arena data intact"), "{out}");
+        assert!(!stdout.contains("CORRUPT"), "{out}");
+        assert!(!out.stderr.contains("bumper:"), "{out}");
         return;
     }
     let arena: &'static LockedArena = Box::leak(Box::new(LockedArena::new()));
@@ -692,16 +636,11 @@ fn forked_child(
 }
 
 #[test]
-fn fork_inside_a_region() {
-    const NAME: &str = "fork_inside_a_region";
+fn a_fork_inside_a_region_gives_the_child_a_private_working_copy_of_the_arena() {
+    const NAME: &str = "a_fork_inside_a_region_gives_the_child_a_private_working_copy_of_the_arena";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("FORK-PARENT-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("FORK-PARENT-OK"), "{out}");
         return;
     }
     // Child test process: this is its only test, so no other test thread
@@ -770,16 +709,12 @@ static HOOK_SUM: AtomicU64 = AtomicU64::new(0);
 static HOOK_VEC_IN_ARENA: AtomicBool = AtomicBool::new(false);
 
 #[test]
-fn allocation_from_a_panic_hook_inside_a_region() {
-    const NAME: &str = "allocation_from_a_panic_hook_inside_a_region";
+fn a_panic_hook_inside_a_region_allocates_from_the_arena_and_its_values_stay_intact() {
+    const NAME: &str =
+        "a_panic_hook_inside_a_region_allocates_from_the_arena_and_its_values_stay_intact";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("HOOK-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("HOOK-OK"), "{out}");
         return;
     }
     // Child process: the hook is process-wide, and no other test runs here.
@@ -842,7 +777,7 @@ fn allocation_from_a_panic_hook_inside_a_region() {
             arena.no_escape(|| {
                 let mut junk = vec![0u8; 8192 + i];
                 fill(&mut junk, i as u64);
-                assert!(check(&junk, i as u64));
+                check(&junk, i as u64, format_args!("junk block {i}"));
             });
         }
     });

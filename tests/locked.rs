@@ -1,5 +1,5 @@
-//! Issue 2, behaviour 6: locked mode. Several threads allocate from one
-//! `LockedArena` at once, with correct results and exact accounting.
+//! SAFETY.md §6, many threads, one arena: locked mode. Several threads allocate
+//! from one `LockedArena` at once, with correct results and exact accounting.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -8,7 +8,8 @@ mod common;
 counting_shim!();
 
 use bumper::{LockedArena, is_arena_pointer, with_bumper};
-use common::{check, count_inner, fill};
+use common::count_inner;
+use common::pattern::{check, fill, holds};
 use std::collections::HashMap;
 use std::sync::Barrier;
 
@@ -33,7 +34,7 @@ fn many_threads_allocate_from_one_locked_arena() {
                                 map.insert(i, v);
                             }
                             let ok = map.iter().all(|(i, v)| {
-                                is_arena_pointer(v.as_ptr()) && check(v, t * 1_000_000 + i)
+                                is_arena_pointer(v.as_ptr()) && holds(v, t * 1_000_000 + i)
                             });
                             assert!(ok, "thread {t}: data corrupted");
                             map.values().map(|v| v.len() as u64).sum::<u64>()
@@ -89,10 +90,7 @@ fn a_reset_while_other_threads_are_inside_a_region_skips_their_lanes() {
                 fill(&mut v, 5);
                 ready.wait();
                 done.wait(); // the main thread resets meanwhile
-                assert!(
-                    check(&v, 5),
-                    "a reset reclaimed memory in use on another thread"
-                );
+                check(&v, 5, "a reset reclaimed memory in use on another thread");
                 let w = vec![1u8; 100_000]; // keeps allocating afterwards
                 w.len()
             })

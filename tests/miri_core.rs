@@ -1,4 +1,5 @@
-//! Issue 3, item 2: a small tour of the core, sized for Miri
+//! A small tour of the core, sized for Miri (SAFETY.md, "How the proofs are
+//! organised")
 //! (`cargo +nightly miri test --test miri_core`), which checks it for
 //! undefined behaviour: bumping, tip frees, checkpoints and resets, escapes,
 //! frees from another thread, growth and moves, alloc_zeroed on reused
@@ -14,7 +15,7 @@ counting_shim!();
 use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
 
 #[test]
-fn bump_free_checkpoint_reset() {
+fn bumped_blocks_freed_at_the_tip_or_by_no_escape_leave_the_arena_empty() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         let a = vec![1u8; 100];
@@ -34,7 +35,7 @@ fn bump_free_checkpoint_reset() {
 }
 
 #[test]
-fn escapes_stay_intact() {
+fn a_value_that_escapes_no_escape_stays_intact() {
     let arena = Arena::new();
     let kept = with_bumper(&arena, || {
         let kept = arena.no_escape(|| vec![7u8; 40]);
@@ -46,7 +47,7 @@ fn escapes_stay_intact() {
 }
 
 #[test]
-fn growth_moves_and_zeroing() {
+fn a_grown_block_moves_when_not_at_the_tip_and_reused_memory_is_zeroed() {
     let arena = Arena::new();
     with_bumper(&arena, || {
         let mut v: Vec<u16> = Vec::with_capacity(2);
@@ -69,7 +70,7 @@ fn growth_moves_and_zeroing() {
 }
 
 #[test]
-fn remote_frees_and_locked_lanes() {
+fn remote_frees_beside_a_second_lane_leave_a_locked_arena_empty() {
     let arena = LockedArena::new();
     let boxes: Vec<Box<u64>> = with_bumper(&arena, || (0..20).map(Box::new).collect());
     std::thread::scope(|s| {

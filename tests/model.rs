@@ -1,4 +1,5 @@
-//! Issue 3, item 1: a model-based test. Proptest generates sequences of
+//! The model-based test (SAFETY.md, "How the proofs are organised"; it
+//! proves guarantees 1 to 4 and 11 there). Proptest generates sequences of
 //! operations; an interpreter runs them against real arenas and against a
 //! model that predicts, exactly, where every block lives and what every
 //! arena's counters say. A failure shrinks to a minimal sequence of
@@ -54,7 +55,8 @@ use std::sync::{Condvar, Mutex};
 use bumper::{
     Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
 };
-use common::{InnerCalls, check_raw, fill_raw, first_nonzero, inner_calls};
+use common::pattern::{self, check_raw, fill_raw, first_nonzero};
+use common::{InnerCalls, env_or, inner_calls};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -126,28 +128,16 @@ struct Params {
     large_max: usize,
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
-
 /// The generator seed under Miri, chosen so that its few cases include
 /// escapes, arena drops with live blocks and frees of orphaned blocks.
 const MIRI_SEED: u64 = 5;
 
 fn params() -> Params {
-    let seed = std::env::var("BUMPER_MODEL_SEED").ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("BUMPER_MODEL_SEED must be a number, got {v:?}"))
-    });
+    let seed: Option<u64> = common::env::parsed("BUMPER_MODEL_SEED");
     if cfg!(miri) {
         Params {
             seed: Some(seed.unwrap_or(MIRI_SEED)),
-            cases: env_or("BUMPER_MODEL_CASES", 4) as u32,
+            cases: env_or("BUMPER_MODEL_CASES", 4usize) as u32,
             max_ops: env_or("BUMPER_MODEL_OPS", 40),
             small_max: 256,
             // Still crosses the 64 KiB first chunk.
@@ -156,7 +146,7 @@ fn params() -> Params {
     } else {
         Params {
             seed,
-            cases: env_or("BUMPER_MODEL_CASES", 128) as u32,
+            cases: env_or("BUMPER_MODEL_CASES", 128usize) as u32,
             max_ops: env_or("BUMPER_MODEL_OPS", 200),
             small_max: 2048,
             // Larger than the 256 KiB second chunk.
@@ -264,22 +254,14 @@ enum Owner {
     Arena(u32),
 }
 
+/// A live block, as the model knows it.
 #[derive(Debug, Clone, Copy)]
 struct Block {
-    ptr: *mut u8,
-    size: usize,
-    align: usize,
-    /// Pattern seed.
-    id: u64,
+    /// Its memory, which carries the pattern of its id.
+    mem: pattern::Block,
     /// Allocation sequence number (the model's position in the arena).
     seq: u64,
     owner: Owner,
-}
-
-impl Block {
-    fn layout(&self) -> Layout {
-        Layout::from_size_align(self.size, self.align).unwrap()
-    }
 }
 
 #[derive(Clone)]
@@ -491,38 +473,24 @@ impl<'h> State<'h> {
             .iter()
             .filter(|b| b.owner == Owner::Arena(inst) && b.seq > after)
             .fold((0, 0), |(n, bytes), b| {
-                (n + 1, bytes + b.size.next_multiple_of(8) as u64)
+                (n + 1, bytes + b.mem.size.next_multiple_of(8) as u64)
             })
     }
 
     fn check_block(&self, b: &Block, full: bool, when: &'static str) {
         assert_eq!(
-            is_arena_pointer(b.ptr),
+            is_arena_pointer(b.mem.ptr),
             b.owner != Owner::Heap,
             "{when}: block {b:?} changed sides"
         );
         // Large blocks are sampled between full checks: every block gets a
         // full check before it is freed.
-        let bad = if full || b.size <= 8192 {
-            // SAFETY: a live block of `b.size` bytes.
-            unsafe { check_raw(b.ptr, b.id, 0, b.size) }
-        } else {
-            // SAFETY: as above; every range lies inside the block.
-            unsafe {
-                check_raw(b.ptr, b.id, 0, 2048)
-                    .or_else(|| check_raw(b.ptr, b.id, b.size - 2048, b.size))
-                    .or_else(|| {
-                        (2048..b.size - 2048)
-                            .step_by(4096)
-                            .find_map(|o| check_raw(b.ptr, b.id, o, o + 8))
-                    })
-            }
-        };
-        if let Some(off) = bad {
+        // SAFETY: a live block.
+        if let Some(off) = unsafe { b.mem.first_corruption(!full) } {
             panic!(
                 "{when}: block {b:?} is corrupted at offset {off} (byte {:#04x})",
-                // SAFETY: `off` lies inside the block.
-                unsafe { b.ptr.add(off).read() }
+                // SAFETY: `off` lies inside the live block.
+                unsafe { b.mem.read(off) }
             );
         }
     }
@@ -625,10 +593,12 @@ impl<'h> State<'h> {
         unsafe { fill_raw(p, id, 0, size) };
         self.seq += 1;
         self.blocks.push(Block {
-            ptr: p,
-            size,
-            align,
-            id,
+            mem: pattern::Block {
+                ptr: p,
+                size,
+                align,
+                id,
+            },
             seq: self.seq,
             owner,
         });
@@ -655,11 +625,11 @@ impl<'h> State<'h> {
         self.check_block(&b, true, "before free");
         self.note_free(&b);
         if remote {
-            self.helper.free(b.ptr, b.layout());
+            self.helper.free(b.mem.ptr, b.mem.layout());
             inc(&self.cov.remote_frees);
         } else {
             // SAFETY: a live block with this layout.
-            unsafe { dealloc(b.ptr, b.layout()) };
+            unsafe { dealloc(b.mem.ptr, b.mem.layout()) };
             if b.owner == Owner::Heap {
                 self.inner.frees += 1;
             }
@@ -672,32 +642,35 @@ impl<'h> State<'h> {
         self.check_block(&b, true, "before realloc");
         let new_size = match resize {
             Resize::To(n) => n,
-            Resize::GrowBy(d) => b.size + d as usize,
-            Resize::ShrinkBy(d) => b.size.saturating_sub(d as usize).max(1),
+            Resize::GrowBy(d) => b.mem.size + d as usize,
+            Resize::ShrinkBy(d) => b.mem.size.saturating_sub(d as usize).max(1),
         };
         // SAFETY: a live block with this layout; `new_size` is non-zero and
         // far from overflowing when rounded to the alignment.
-        let p = unsafe { realloc(b.ptr, b.layout(), new_size) };
+        let p = unsafe { realloc(b.mem.ptr, b.mem.layout(), new_size) };
         assert!(!p.is_null(), "realloc of {b:?} to {new_size} failed");
-        assert_eq!(p as usize % b.align, 0, "realloc of {b:?} misaligned");
+        assert_eq!(p as usize % b.mem.align, 0, "realloc of {b:?} misaligned");
         let ctx = self.context();
         let ctx_owner = self.context_owner();
         let mut nb = Block {
-            ptr: p,
-            size: new_size,
+            mem: pattern::Block {
+                ptr: p,
+                size: new_size,
+                ..b.mem
+            },
             ..b
         };
         if b.owner == Owner::Heap {
             // A heap block stays on the heap, whatever the context.
             assert!(!is_arena_pointer(p), "heap block {b:?} moved into an arena");
             self.inner.reallocs += 1;
-        } else if p == b.ptr {
+        } else if p == b.mem.ptr {
             // In place: only a region of the block's own arena may do that.
             assert_eq!(
                 ctx_owner, b.owner,
                 "arena block {b:?} was resized in place in context {ctx_owner:?}"
             );
-            if new_size.next_multiple_of(8) > b.size.next_multiple_of(8) {
+            if new_size.next_multiple_of(8) > b.mem.size.next_multiple_of(8) {
                 // Growth in place only for a block allocated after the
                 // innermost checkpoint of its arena (else a reset to that
                 // checkpoint would reclaim the tail).
@@ -719,7 +692,7 @@ impl<'h> State<'h> {
         } else {
             // Shrinking inside a region of the block's arena is always in place.
             assert!(
-                !(ctx_owner == b.owner && new_size <= b.size),
+                !(ctx_owner == b.owner && new_size <= b.mem.size),
                 "shrinking {b:?} to {new_size} in its own arena moved it to {p:?}"
             );
             assert_eq!(
@@ -737,14 +710,14 @@ impl<'h> State<'h> {
             nb.seq = self.seq;
             inc(&self.cov.realloc_moved);
         }
-        let keep = b.size.min(new_size);
+        let keep = b.mem.size.min(new_size);
         // SAFETY: the new block has `new_size` bytes.
-        if let Some(off) = unsafe { check_raw(p, b.id, 0, keep) } {
+        if let Some(off) = unsafe { check_raw(p, b.mem.id, 0, keep) } {
             panic!("realloc of {b:?} to {new_size} at {p:?} lost byte {off}");
         }
         // SAFETY: as above.
-        unsafe { fill_raw(p, b.id, keep, new_size) };
-        if p == b.ptr {
+        unsafe { fill_raw(p, b.mem.id, keep, new_size) };
+        if p == b.mem.ptr {
             self.blocks[i] = nb;
         } else {
             self.blocks.remove(i);
@@ -877,7 +850,7 @@ impl<'h> State<'h> {
             self.check_block(&b, true, "at the end");
             self.note_free(&b);
             // SAFETY: a live block with this layout.
-            unsafe { dealloc(b.ptr, b.layout()) };
+            unsafe { dealloc(b.mem.ptr, b.mem.layout()) };
             if b.owner == Owner::Heap {
                 self.inner.frees += 1;
             }
@@ -1043,7 +1016,7 @@ fn random_operation_sequences_match_the_model() {
             // ChaCha takes 32 bytes of seed: spread the number over them.
             let mut bytes = [0u8; 32];
             for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(&common::pattern_word(seed, i).to_le_bytes());
+                chunk.copy_from_slice(&common::pattern::word(seed, i).to_le_bytes());
             }
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
         }

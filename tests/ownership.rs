@@ -1,5 +1,6 @@
-//! Issue 2, behaviour 2: frees and reallocations are routed by who owns the
-//! pointer, never by which region is active.
+//! SAFETY.md §1 and §2: frees and reallocations are routed by who owns the
+//! pointer, never by which region is active; and §9, blocks outlive their
+//! arena.
 
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
@@ -8,10 +9,11 @@ mod common;
 counting_shim!();
 
 use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
-use common::{check, count_inner, fill};
+use common::count_inner;
+use common::pattern::{check, fill};
 
 #[test]
-fn region_vec_dropped_after_the_region() {
+fn a_region_vec_dropped_after_the_region_is_freed_by_its_arena() {
     let arena = Arena::new();
     let mut v = with_bumper(&arena, || {
         let mut v = vec![0u8; 4096];
@@ -19,11 +21,11 @@ fn region_vec_dropped_after_the_region() {
         v
     });
     assert!(is_arena_pointer(v.as_ptr()));
-    assert!(check(&v, 1));
+    check(&v, 1, "the region's Vec");
     assert_eq!(arena.stats().live_blocks, 1);
     // Work outside the region does not touch it.
     let noise: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 100]).collect();
-    assert!(check(&v, 1));
+    check(&v, 1, "the region's Vec");
     v[0] ^= 0; // still writable
     let (_, inner) = count_inner(|| drop(v));
     assert_eq!(inner.frees, 0, "an arena block reached the inner allocator");
@@ -57,7 +59,7 @@ fn heap_vec_grown_inside_a_region_stays_on_the_heap() {
 }
 
 #[test]
-fn heap_vec_grown_inside_a_region_after_an_arena_reset() {
+fn a_heap_vec_grown_across_arena_resets_stays_intact_on_the_heap() {
     // The reset must not affect heap memory and the heap block must survive
     // arena reuse.
     let arena = Arena::new();
@@ -79,7 +81,7 @@ fn heap_vec_grown_inside_a_region_after_an_arena_reset() {
 }
 
 #[test]
-fn region_box_sent_to_another_thread_and_dropped_there() {
+fn region_boxes_dropped_on_another_thread_are_freed_by_their_arena() {
     let arena = Arena::new();
     // An unbounded channel never blocks the sender. (Blocking would lazily
     // create a thread-local context inside the region: a legitimate escape
@@ -185,7 +187,9 @@ fn blocks_outlive_their_arena() {
             .collect()
     });
     drop(arena); // orphan: chunks stay mapped while blocks live
-    assert!(kept.iter().enumerate().all(|(i, v)| check(v, i as u64)));
+    for (i, v) in kept.iter().enumerate() {
+        check(v, i as u64, format_args!("block {i} of the dropped arena"));
+    }
     // Other arenas reuse memory; the orphan's must not be touched.
     for _ in 0..10 {
         let other = Arena::new();
@@ -195,7 +199,9 @@ fn blocks_outlive_their_arena() {
             assert_eq!(big[1000], 0xAA);
         });
     }
-    assert!(kept.iter().enumerate().all(|(i, v)| check(v, i as u64)));
+    for (i, v) in kept.iter().enumerate() {
+        check(v, i as u64, format_args!("block {i} of the dropped arena"));
+    }
     // Frees from several threads, the last one releases the arena.
     let half = kept.split_off(32);
     std::thread::scope(|s| {
@@ -205,7 +211,7 @@ fn blocks_outlive_their_arena() {
 }
 
 #[test]
-fn locked_arena_blocks_freed_on_other_threads() {
+fn locked_arena_blocks_freed_on_another_thread_are_all_accounted() {
     let arena = LockedArena::new();
     let blocks: Vec<Box<u64>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)

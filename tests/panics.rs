@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 7: a panic inside a region or a `no_escape` block
+//! SAFETY.md §8: a panic inside a region or a `no_escape` block
 //! unwinds cleanly. The previous scope is restored and later allocations go
 //! where they should.
 //!
@@ -106,7 +106,7 @@ fn nested_no_escape_unwinds_innermost_first() {
 }
 
 #[test]
-fn a_real_panic_with_the_default_hook_inside_a_region() {
+fn a_real_panic_with_the_default_hook_inside_a_region_unwinds_cleanly() {
     // The hook runs inside the region; whatever it allocates (message,
     // backtrace, caches) is arena memory that is kept valid.
     let arena = Arena::new();

@@ -1,4 +1,5 @@
-//! Issue 3, item 5: the shim never re-enters itself.
+//! SAFETY.md §7, the allocation path never allocates: the shim never
+//! re-enters itself.
 //!
 //! The global allocator here is `Detector<Bumper<Probe>>`. `Detector` keeps
 //! a `const`-initialised thread-local depth counter around every call into
@@ -20,14 +21,17 @@
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
 
+// The shared helpers only: this file installs its own global allocator.
+mod common;
+
 use bumper::{
     Arena, Bumper, EscapePolicy, LockedArena, is_arena_pointer, measure, space_stats, with_bumper,
 };
+use common::{Child, Expect, is_child};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 
@@ -151,29 +155,6 @@ unsafe impl GlobalAlloc for Probe {
 #[global_allocator]
 static GLOBAL: Detector<Bumper<Probe>> = Detector(Bumper::new(Probe));
 
-const CHILD: &str = "BUMPER_REENTRANCY_CHILD";
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-fn run_child(name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .expect("re-execute the test binary")
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Inner-allocator calls on this thread, and the depth of the last one.
 fn probe() -> (u64, u32) {
     (PROBE_CALLS.with(Cell::get), PROBE_DEPTH.with(Cell::get))
@@ -224,20 +205,13 @@ fn control_a_reentrant_call_aborts() {
         println!("NOT-ABORTED {b}");
         return;
     }
-    let out = run_child(NAME);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&out)
-    );
+    let out = Child::new(NAME).run(Expect::Signal(libc::SIGABRT));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("re-entered from inside the shim (alloc)"),
-        "{}",
-        describe(&out)
+        out.stderr
+            .contains("re-entered from inside the shim (alloc)"),
+        "{out}"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT-ABORTED"));
+    assert!(!out.stdout.contains("NOT-ABORTED"), "{out}");
 }
 
 // ---------------------------------------------------------------------------
@@ -258,7 +232,7 @@ fn driven<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[test]
-fn arenas_created_and_dropped_inside_regions() {
+fn arenas_created_and_dropped_inside_regions_never_reenter_the_shim() {
     driven(|| {
         let outer = Arena::new();
         let kept = with_bumper(&outer, || {
@@ -284,7 +258,7 @@ fn arenas_created_and_dropped_inside_regions() {
 }
 
 #[test]
-fn lanes_created_by_many_threads_and_exhausted() {
+fn lanes_created_by_many_threads_and_exhausted_never_reenter_the_shim() {
     driven(|| {
         const THREADS: usize = 12;
         const LANES: usize = 4;
@@ -324,7 +298,7 @@ fn lanes_created_by_many_threads_and_exhausted() {
 }
 
 #[test]
-fn chunk_growth_and_very_large_blocks() {
+fn chunk_growth_and_very_large_blocks_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         with_bumper(&arena, || {
@@ -362,7 +336,7 @@ fn chunk_growth_and_very_large_blocks() {
 }
 
 #[test]
-fn checkpoints_resets_escapes_and_no_escape() {
+fn checkpoints_resets_escapes_and_no_escape_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         let kept = with_bumper(&arena, || {
@@ -427,7 +401,7 @@ fn checkpoints_resets_escapes_and_no_escape() {
 }
 
 #[test]
-fn stats_and_measure_inside_and_outside_regions() {
+fn stats_and_measure_inside_and_outside_regions_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::new();
         let (_, outside) = measure(|| drop(std::hint::black_box(vec![1u8; 1000])));
@@ -453,7 +427,7 @@ fn stats_and_measure_inside_and_outside_regions() {
 }
 
 #[test]
-fn capacity_spills_and_over_aligned_requests() {
+fn capacity_spills_and_over_aligned_requests_never_reenter_the_shim() {
     driven(|| {
         let arena = Arena::builder()
             .capacity_limit(128 << 10)
@@ -489,7 +463,7 @@ fn capacity_spills_and_over_aligned_requests() {
 }
 
 #[test]
-fn reallocation_in_every_direction() {
+fn reallocation_in_every_direction_never_reenters_the_shim() {
     driven(|| {
         let a = Arena::new();
         let b = Arena::new();
@@ -530,7 +504,7 @@ fn reallocation_in_every_direction() {
 }
 
 #[test]
-fn remote_frees_while_the_owner_is_inside_its_region() {
+fn remote_frees_while_the_owner_is_inside_its_region_never_reenter_the_shim() {
     driven(|| {
         let arena = LockedArena::new();
         // Heap slot (no allocation to fill it): a channel would allocate its
@@ -575,7 +549,7 @@ fn remote_frees_while_the_owner_is_inside_its_region() {
 }
 
 #[test]
-fn guard_mode_protects_and_reuses_reclaimed_memory() {
+fn guard_mode_protecting_and_reusing_reclaimed_memory_never_reenters_the_shim() {
     driven(|| {
         let arena = Arena::builder().guard_mode(true).build().unwrap();
         with_bumper(&arena, || {
@@ -603,16 +577,12 @@ thread_local! {
 /// the address-space figures are ours) that the orphan was destroyed, which
 /// happens inside the last `dealloc`.
 #[test]
-fn orphan_destroyed_inside_dealloc_on_other_threads() {
-    const NAME: &str = "orphan_destroyed_inside_dealloc_on_other_threads";
+fn an_orphan_destroyed_inside_dealloc_on_other_threads_never_reenters_the_shim() {
+    const NAME: &str =
+        "an_orphan_destroyed_inside_dealloc_on_other_threads_never_reenters_the_shim";
     if !is_child(NAME) {
-        let out = run_child(NAME);
-        assert!(out.status.success(), "{}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("ORPHAN-OK"),
-            "{}",
-            describe(&out)
-        );
+        let out = Child::new(NAME).run(Expect::Success);
+        assert!(out.stdout.contains("ORPHAN-OK"), "{out}");
         return;
     }
     driven(|| {

@@ -1,4 +1,4 @@
-//! Issue 2, behaviour 1: inside a region every allocation comes from the
+//! SAFETY.md §1, routing: inside a region every allocation comes from the
 //! arena and the inner allocator sees nothing; outside, everything goes to
 //! the inner allocator.
 

@@ -1,5 +1,6 @@
-//! Issue 2, behaviours 6 and 8: the seed README's examples, good and bad,
-//! ported to Rust. The bad ones must be safe: correct results, no
+//! The examples of AllocArrays.jl's README (its demo and its "Examples of
+//! improper usage"), good and bad, ported to Rust: SAFETY.md §3, §6 and
+//! §10. The bad ones must be safe: correct results, no
 //! corruption, and the misuse reported.
 
 // These tests exist to allocate: `vec!` is deliberate.
@@ -47,7 +48,7 @@ fn demo_bumper_reduction_makes_no_inner_allocations() {
 }
 
 #[test]
-fn good_function_1_copies_into_heap_memory() {
+fn good_function_1_copying_into_heap_memory_escapes_nothing() {
     let a = input();
     let arena = Arena::new();
     let mut output = vec![0.0f64; a.len()]; // outside the region: heap
@@ -85,7 +86,7 @@ fn bad_function_1_escape_is_kept_and_counted() {
 }
 
 #[test]
-fn good_function_2_checkpoint_around_the_threads() {
+fn good_function_2_one_no_escape_around_the_threads_hands_their_memory_back() {
     let a = input();
     let buf = LockedArena::new();
     let output = Mutex::new(Vec::with_capacity(10)); // outside the region
@@ -132,7 +133,7 @@ fn good_function_2_checkpoint_around_the_threads() {
 }
 
 #[test]
-fn good_function_2b_serial_resets() {
+fn good_function_2b_a_no_escape_per_iteration_reclaims_everything() {
     let a = input();
     let buf = LockedArena::new();
     let mut output = Vec::with_capacity(10);

@@ -1,11 +1,11 @@
-//! Issue 3, item 1: a multi-threaded stress test. Several threads each run a
-//! seeded random walk over the safe API: allocate, free, reallocate and
-//! `alloc_zeroed` through the global allocator; nested regions of their own
-//! `Arena` and of one `LockedArena` they all share; `no_escape` on both;
-//! blocks handed to other threads, which free or adopt them whenever they
-//! like (real concurrent remote frees); and, now and then, dropping and
-//! recreating the thread's own arena while blocks of it are still live
-//! elsewhere.
+//! The multi-threaded stress test (SAFETY.md, "How the proofs are organised";
+//! it proves guarantees 1, 3 and 6 there). Several threads each run a seeded
+//! random walk over the safe API: allocate, free, reallocate and `alloc_zeroed`
+//! through the global allocator; nested regions of their own `Arena` and of one
+//! `LockedArena` they all share; `no_escape` on both; blocks handed to other
+//! threads, which free or adopt them whenever they like (real concurrent remote
+//! frees); and, now and then, dropping and recreating the thread's own arena
+//! while blocks of it are still live elsewhere.
 //!
 //! Escapes are not predicted (they depend on the interleaving), but no live
 //! block may ever be reclaimed: every block carries a pattern derived from
@@ -30,7 +30,8 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use bumper::{Arena, ArenaStats, LockedArena, is_arena_pointer, with_bumper};
-use common::{check_raw, fill_raw, first_nonzero};
+use common::pattern::{Block, check_raw, fill_raw, first_nonzero};
+use common::{Rng, env_or};
 
 /// Blocks a thread holds at once.
 const MAX_BLOCKS: usize = 256;
@@ -39,36 +40,13 @@ const EXCHANGE: usize = 1024;
 /// Deepest nesting of regions and `no_escape` blocks.
 const MAX_DEPTH: usize = 12;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
+/// The block sizes and alignments the walk draws.
+trait Draws {
+    fn size(&mut self) -> usize;
+    fn align(&mut self) -> usize;
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
+impl Draws for Rng {
     fn size(&mut self) -> usize {
         match self.below(1000) {
             0..700 => 1 + self.below(512),
@@ -87,47 +65,33 @@ impl Rng {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    ptr: *mut u8,
-    size: usize,
-    align: usize,
-    /// Pattern seed, unique over all threads.
-    id: u64,
-}
-
 // SAFETY: a block handed to another thread is no longer touched by the
 // thread that gave it away.
 unsafe impl Send for Block {}
 
-impl Block {
-    fn layout(&self) -> Layout {
-        Layout::from_size_align(self.size, self.align).unwrap()
-    }
+/// What a worker does with a block it holds. Every block a worker holds (or
+/// finds in the exchange) is live, and its pattern id is unique over all
+/// threads.
+trait Held {
+    /// Checks the whole block.
+    fn check(&self, seed: u64, when: &'static str);
+    /// A cheaper check for spot checks: large blocks are sampled (every block
+    /// gets a full check before it is freed).
+    fn check_sampled(&self, seed: u64, when: &'static str);
+    fn report(&self, seed: u64, when: &'static str, bad: Option<usize>);
+    fn free(self, seed: u64, when: &'static str);
+}
 
+impl Held for Block {
     fn check(&self, seed: u64, when: &'static str) {
-        // SAFETY: a live block of `size` bytes.
-        let bad = unsafe { check_raw(self.ptr, self.id, 0, self.size) };
+        // SAFETY: a live block.
+        let bad = unsafe { self.first_corruption(false) };
         self.report(seed, when, bad);
     }
 
-    /// A cheaper check for spot checks: large blocks are sampled (every block
-    /// gets a full check before it is freed).
     fn check_sampled(&self, seed: u64, when: &'static str) {
-        if self.size <= 8192 {
-            return self.check(seed, when);
-        }
-        let (p, id, n) = (self.ptr, self.id, self.size);
-        // SAFETY: every range lies inside the live block.
-        let bad = unsafe {
-            check_raw(p, id, 0, 2048)
-                .or_else(|| check_raw(p, id, n - 2048, n))
-                .or_else(|| {
-                    (2048..n - 2048)
-                        .step_by(4096)
-                        .find_map(|o| check_raw(p, id, o, o + 8))
-                })
-        };
+        // SAFETY: a live block.
+        let bad = unsafe { self.first_corruption(true) };
         self.report(seed, when, bad);
     }
 
@@ -136,8 +100,8 @@ impl Block {
             panic!(
                 "seed {seed}: {when}: block {self:?} (arena pointer: {}) is corrupted at offset {off} (byte {:#04x})",
                 is_arena_pointer(self.ptr),
-                // SAFETY: `off` lies inside the block.
-                unsafe { self.ptr.add(off).read() }
+                // SAFETY: `off` lies inside the live block.
+                unsafe { self.read(off) }
             );
         }
     }
@@ -461,10 +425,10 @@ fn threads_sharing_arenas_and_blocks_never_corrupt_memory() {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     };
-    let seed = env_or("BUMPER_STRESS_SEED", default_seed);
+    let seed: u64 = env_or("BUMPER_STRESS_SEED", default_seed);
     let _report = SeedReporter(seed);
-    let threads = env_or("BUMPER_STRESS_THREADS", if cfg!(miri) { 2 } else { 4 }).max(1);
-    let total_ops = env_or("BUMPER_STRESS_OPS", if cfg!(miri) { 400 } else { 200_000 });
+    let threads = env_or("BUMPER_STRESS_THREADS", if cfg!(miri) { 2u64 } else { 4 }).max(1);
+    let total_ops: u64 = env_or("BUMPER_STRESS_OPS", if cfg!(miri) { 400 } else { 200_000 });
     println!("BUMPER_STRESS_SEED={seed} threads {threads} ops {total_ops}");
 
     let shared = Shared {
