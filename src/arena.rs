@@ -388,10 +388,13 @@ impl ArenaBuilder<Arena> {
     ///   [`chunk_size`](Self::chunk_size) is not a power of two from 64 KiB
     ///   to 1 GiB.
     ///
-    /// If the OS refuses even the few pages of the arena's bookkeeping, the
-    /// allocation error handler runs ([`std::alloc::handle_alloc_error`]), as
-    /// for any failed allocation. A refused address space is not an error:
-    /// the arena then spills everything to the inner allocator.
+    /// Running out of memory is not an error. If the address space is
+    /// refused, or the OS refuses even the few pages of the arena's own
+    /// bookkeeping, the arena is still created and its regions spill
+    /// everything to the inner allocator (counted in
+    /// [`ArenaStats::spills`](crate::ArenaStats::spills)). In the second case
+    /// the arena is *degraded*: its [`id`](Arena::id) is 0, shared with every
+    /// other degraded arena, and its checkpoints are untracked.
     ///
     /// ```
     /// let arena = bumper::Arena::builder().build().unwrap();
@@ -460,7 +463,9 @@ macro_rules! arena_api {
                 unsafe { self.core.as_ref() }
             }
 
-            /// A process-unique id, used in messages and reports.
+            /// A process-unique id, used in messages and reports. A degraded
+            /// arena (one created when the OS refused even its bookkeeping
+            /// memory, see [`ArenaBuilder::build`]) has id 0.
             ///
             /// ```
             #[doc = concat!("let (a, b) = (bumper::", $name, "::new(), bumper::", $name, "::new());")]
@@ -741,6 +746,11 @@ macro_rules! arena_api {
                 // below it stay suspended, and a stackful coroutine can be
                 // leaked while inside a region: end this thread's regions of
                 // the arena first, so that no route names it afterwards.
+                if self.core().is_fallback() {
+                    // The shared core of degraded arenas is never closed;
+                    // regions of other such arenas may still use it.
+                    return;
+                }
                 scope::detach_arena(self.core.as_ptr());
                 // SAFETY: the handle is going away, and this thread has no
                 // region of the arena left.

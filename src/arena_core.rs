@@ -82,10 +82,10 @@ pub(crate) struct Config {
     pub(crate) guard: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) spills: AtomicU64,
     pub(crate) spilled_bytes: AtomicU64,
+    failed_spills: AtomicU64,
     resets: AtomicU64,
     reclaimed: AtomicU64,
     escapes: AtomicU64,
@@ -96,7 +96,44 @@ pub(crate) struct Counters {
     lanes_exhausted: AtomicU64,
 }
 
+impl Counters {
+    const fn new() -> Self {
+        Counters {
+            spills: AtomicU64::new(0),
+            spilled_bytes: AtomicU64::new(0),
+            failed_spills: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            escapes: AtomicU64::new(0),
+            escaped_blocks: AtomicU64::new(0),
+            escaped_bytes: AtomicU64::new(0),
+            contended: AtomicU64::new(0),
+            untracked: AtomicU64::new(0),
+            lanes_exhausted: AtomicU64::new(0),
+        }
+    }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The core of every arena created when the OS refused even the memory for
+/// an arena's own bookkeeping: it has no lanes and no memory, so each region
+/// of such an arena runs on the spill lane and everything spills to the
+/// inner allocator. Its checkpoints are untracked. It is never destroyed,
+/// and it is shared by all such arenas (id 0).
+static FALLBACK: ArenaCore = ArenaCore::blank(
+    0,
+    &Config {
+        capacity: usize::MAX,
+        chunk_size: SLAB,
+        policy: EscapePolicy::Keep,
+        max_lanes: 0,
+        guard: false,
+    },
+    &raw const FALLBACK,
+    ptr::null_mut(),
+    0,
+);
 
 /// Every live core, linked through `ArenaCore::registry_next`, so that the
 /// fork handlers can hold every core's lock across `fork()` (see
@@ -194,9 +231,9 @@ impl ArenaCore {
             let len = (core_size + lane_size).next_multiple_of(sys::PAGE);
             let m = sys::map(len);
             if m.is_null() {
-                std::alloc::handle_alloc_error(
-                    std::alloc::Layout::from_size_align(len, sys::PAGE).expect("page layout"),
-                );
+                // Not even the bookkeeping fits: a degraded arena whose
+                // regions spill everything, rather than an abort.
+                return NonNull::from(&FALLBACK);
             }
             (
                 m.cast::<ArenaCore>(),
@@ -209,37 +246,59 @@ impl ArenaCore {
         // `ArenaCore`'s size is a multiple of its 128-byte alignment), which
         // lives until `destroy`.
         unsafe {
-            core_ptr.write(ArenaCore {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                generation: AtomicU64::new(0),
-                control: SpinLock::new(Control {
-                    cps: [CpRecord::default(); MAX_CPS],
-                    n: 0,
-                    next_serial: 1,
-                }),
-                lanes: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_LANES],
-                nlanes: AtomicUsize::new(0),
-                max_lanes: cfg.max_lanes,
-                policy: cfg.policy,
-                guard: cfg.guard,
-                capacity: cfg.capacity,
-                held: AtomicUsize::new(if home.is_null() { 0 } else { (*home).size }),
-                chunk_size: cfg.chunk_size,
-                orphan_live: AtomicI64::new(0),
-                home,
-                map_len,
-                counters: Counters::default(),
-                spill_lane: Lane::new(core_ptr, 0, true),
-                spill_regions: AtomicUsize::new(0),
-                registry_prev: AtomicPtr::new(ptr::null_mut()),
-                registry_next: AtomicPtr::new(ptr::null_mut()),
-            });
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            core_ptr.write(ArenaCore::blank(id, cfg, core_ptr, home, map_len));
+            if !home.is_null() {
+                (*core_ptr).held.store((*home).size, Ordering::Relaxed);
+            }
             Lane::init(lane0, core_ptr, home, cfg.chunk_size, false);
             (*core_ptr).lanes[0].store(lane0, Ordering::Relaxed);
             (*core_ptr).nlanes.store(1, Ordering::Release);
             Self::register(core_ptr);
             NonNull::new_unchecked(core_ptr)
         }
+    }
+
+    /// A core with no lane yet, for `create` (which adds lane 0) and for the
+    /// static [`FALLBACK`].
+    const fn blank(
+        id: u64,
+        cfg: &Config,
+        this: *const ArenaCore,
+        home: *mut ChunkHeader,
+        map_len: usize,
+    ) -> ArenaCore {
+        ArenaCore {
+            id,
+            generation: AtomicU64::new(0),
+            control: SpinLock::new(Control {
+                cps: [CpRecord { serial: 0, tid: 0 }; MAX_CPS],
+                n: 0,
+                next_serial: 1,
+            }),
+            lanes: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_LANES],
+            nlanes: AtomicUsize::new(0),
+            max_lanes: cfg.max_lanes,
+            policy: cfg.policy,
+            guard: cfg.guard,
+            capacity: cfg.capacity,
+            held: AtomicUsize::new(0),
+            chunk_size: cfg.chunk_size,
+            orphan_live: AtomicI64::new(0),
+            home,
+            map_len,
+            counters: Counters::new(),
+            spill_lane: Lane::new(this, 0, true),
+            spill_regions: AtomicUsize::new(0),
+            registry_prev: AtomicPtr::new(ptr::null_mut()),
+            registry_next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Whether this is the shared core of degraded arenas (see [`FALLBACK`]).
+    #[inline]
+    pub(crate) fn is_fallback(&self) -> bool {
+        ptr::eq(self, &FALLBACK)
     }
 
     /// Adds a fully built core to the registry.
@@ -491,6 +550,12 @@ impl ArenaCore {
     /// Records a checkpoint for thread `tid`. Returns its serial, or 0 if too
     /// many are active (an untracked checkpoint).
     pub(crate) fn checkpoint(&self, tid: u64) -> u64 {
+        if self.is_fallback() {
+            // Shared by unrelated arenas: their checkpoints must not order
+            // each other. Nothing is ever bumped there, so nothing is lost.
+            self.counters.untracked.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
         let mut ctl = self.control.lock();
         if ctl.n == MAX_CPS {
             self.counters.untracked.fetch_add(1, Ordering::Relaxed);
@@ -599,7 +664,13 @@ impl ArenaCore {
         }
     }
 
-    pub(crate) fn record_spill(&self, bytes: usize) {
+    /// Counts a request that went to the inner allocator: as a spill if it
+    /// was served, as a failed spill if the inner allocator returned null.
+    pub(crate) fn record_spill(&self, bytes: usize, served: bool) {
+        if !served {
+            self.counters.failed_spills.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.counters.spills.fetch_add(1, Ordering::Relaxed);
         self.counters
             .spilled_bytes
@@ -660,6 +731,7 @@ impl ArenaCore {
             live_bytes: sum.live_bytes,
             spills: load(&c.spills),
             spilled_bytes: load(&c.spilled_bytes),
+            failed_spills: load(&c.failed_spills),
             resets: load(&c.resets),
             bytes_reclaimed: load(&c.reclaimed),
             escapes: load(&c.escapes),

@@ -114,18 +114,19 @@ impl<A: GlobalAlloc> Bumper<A> {
             }
             return p;
         }
-        if let Some(core) = lane.core_opt() {
-            core.record_spill(size);
-        }
         scope::count_inner(size);
         // SAFETY: the caller's layout contract carries over.
-        unsafe {
+        let p = unsafe {
             if zeroed {
                 self.inner.alloc_zeroed(layout)
             } else {
                 self.inner.alloc(layout)
             }
+        };
+        if let Some(core) = lane.core_opt() {
+            core.record_spill(size, !p.is_null());
         }
+        p
     }
 }
 

@@ -88,12 +88,16 @@ pub struct ArenaStats {
     pub live_blocks: u64,
     /// Bytes (rounded up to 8) of those blocks.
     pub live_bytes: u64,
-    /// Requests made inside a region of this arena that went to the inner
-    /// allocator: past the capacity limit, when the address space ran out,
-    /// for alignments above 64 KiB, or when every lane was taken.
+    /// Requests made inside a region of this arena that the inner allocator
+    /// served: past the capacity limit, when the address space ran out, for
+    /// alignments above 64 KiB, or when every lane was taken.
     pub spills: u64,
     /// Bytes requested by those spills.
     pub spilled_bytes: u64,
+    /// Requests that went to the inner allocator the same way but failed
+    /// (it returned null, which was passed on to the caller). Not included in
+    /// `spills` or `spilled_bytes`.
+    pub failed_spills: u64,
     /// Resets performed (explicit, `no_escape`, and checkpoint resets).
     pub resets: u64,
     /// Bytes the resets moved the bump pointers back over. Memory freed at

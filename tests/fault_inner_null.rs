@@ -91,8 +91,15 @@ fn null_from_a_spill_is_returned_inside_regions() {
         let big_align = Layout::from_size_align(64, 1 << 20).unwrap();
         // SAFETY: the layout has a non-zero size.
         assert!(failing(|| unsafe { alloc(big_align) }).is_null());
+        // A spill the inner allocator serves.
+        let served = vec![5u8; 1 << 20];
+        assert!(served.iter().all(|&b| b == 5));
     });
-    assert_eq!(arena.stats().spills, 3);
+    let s = arena.stats();
+    // Only what the inner allocator served counts as spilled; the three
+    // nulls are failed spills.
+    assert_eq!((s.spills, s.spilled_bytes), (1, 1 << 20));
+    assert_eq!(s.failed_spills, 3);
 }
 
 #[test]
