@@ -8,10 +8,11 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use crate::arena_core::{ArenaCore, Config, MAX_LANES};
+use crate::chunk::SLAB;
 use crate::error::{ConfigError, ResetError};
-use crate::report::{EscapePolicy, EscapeSite, ResetReport, handle_escape};
-use crate::scope;
-use crate::space::SLAB;
+use crate::escape::{EscapeSite, handle_escape};
+use crate::report::{EscapePolicy, ResetReport};
+use crate::route;
 use crate::stats::ArenaStats;
 
 const DEFAULT_CHUNK: usize = 256 << 10;
@@ -501,7 +502,7 @@ macro_rules! arena_api {
             /// assert!(arena.reset_to(cp).is_clean());
             /// ```
             pub fn checkpoint(&self) -> Checkpoint<'_> {
-                let serial = self.core().checkpoint(scope::tid());
+                let serial = self.core().checkpoint(route::tid());
                 Checkpoint { core: self.core(), serial, _not_send: PhantomData }
             }
 
@@ -571,7 +572,7 @@ macro_rules! arena_api {
                     return Err(ResetError::WrongArena { checkpoint_arena: checkpoint.core.id, arena: self.id() });
                 }
                 let serial = checkpoint.into_serial();
-                self.core().reset(Some(serial), scope::tid())
+                self.core().reset(Some(serial), route::tid())
             }
 
             /// Hands back everything allocated from the arena that is no
@@ -626,7 +627,7 @@ macro_rules! arena_api {
             /// assert!(arena.try_reset().is_err()); // `_cp` is still active
             /// ```
             pub fn try_reset(&self) -> Result<ResetReport, ResetError> {
-                self.core().reset(None, scope::tid())
+                self.core().reset(None, route::tid())
             }
 
             /// Runs `f` between a checkpoint and a reset: the `@no_escape` of
@@ -710,7 +711,7 @@ macro_rules! arena_api {
             /// ```
             #[must_use = "`stats` only takes a snapshot; it has no effect"]
             pub fn stats(&self) -> ArenaStats {
-                self.core().stats(scope::tid())
+                self.core().stats(route::tid())
             }
         }
 
@@ -751,10 +752,10 @@ macro_rules! arena_api {
                     // regions of other such arenas may still use it.
                     return;
                 }
-                scope::detach_arena(self.core.as_ptr());
+                route::detach_arena(self.core.as_ptr());
                 // SAFETY: the handle is going away, and this thread has no
                 // region of the arena left.
-                let report = unsafe { ArenaCore::close(self.core.as_ptr(), scope::tid()) };
+                let report = unsafe { ArenaCore::close(self.core.as_ptr(), route::tid()) };
                 handle_escape(policy, EscapeSite::Drop, id, &report);
             }
         }

@@ -124,3 +124,42 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Error returned by [`configure_address_space`](crate::configure_address_space).
+///
+/// ```
+/// use bumper::SpaceError;
+///
+/// let err = bumper::configure_address_space(1024).unwrap_err();
+/// assert_eq!(err, SpaceError::TooSmall { requested: 1024 });
+/// println!("{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpaceError {
+    /// The reservation was already made (an arena exists or existed).
+    AlreadyInitialized,
+    /// The requested size is smaller than one slab (64 KiB).
+    TooSmall {
+        /// The size that was asked for, in bytes.
+        requested: u64,
+    },
+}
+
+impl core::fmt::Display for SpaceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpaceError::AlreadyInitialized => f.write_str(
+                "bumper: the address space is already reserved; call \
+                 configure_address_space before creating the first arena",
+            ),
+            SpaceError::TooSmall { requested } => write!(
+                f,
+                "bumper: an address-space reservation of {requested} bytes is too small; \
+                 the minimum is 65536 bytes (64 KiB)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SpaceError {}

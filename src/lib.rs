@@ -84,12 +84,16 @@ compile_error!(
 
 mod arena;
 mod arena_core;
+mod checkpoints;
+mod chunk;
 mod error;
-mod fork;
-mod guard;
+mod escape;
+mod guard_mode;
 mod lane;
+mod measure;
+mod region;
 mod report;
-mod scope;
+mod route;
 mod shim;
 mod space;
 mod spin;
@@ -97,12 +101,12 @@ mod stats;
 mod sys;
 
 pub use arena::{Arena, ArenaBuilder, BumpArena, Checkpoint, LockedArena};
-pub use error::{ConfigError, ResetError};
+pub use error::{ConfigError, ResetError, SpaceError};
+pub use measure::{Measurement, measure};
+pub use region::with_bumper;
 pub use report::{EscapePolicy, ResetReport};
-pub use scope::with_bumper;
 pub use shim::Bumper;
-pub use space::{SpaceError, SpaceStats};
-pub use stats::{ArenaStats, Bytes, Measurement, measure};
+pub use stats::{ArenaStats, Bytes, SpaceStats};
 
 /// Sets the size of the address-space reservation that all arenas share
 /// (default 64 GiB of address space; nothing is committed until used). Must

@@ -4,10 +4,14 @@
 //!
 //! * It never allocates: arena memory comes from the address space
 //!   (`mmap`), and bookkeeping lives inside arena chunks.
-//! * It never unwinds: there is no `panic!`, no indexing that can fail, and
-//!   arithmetic that could overflow in a debug build is written with
-//!   `wrapping_*`. Internal invariant failures call `sys::fatal`, which
-//!   writes a message and aborts.
+//! * It never unwinds: there is no `panic!`, and arithmetic that could
+//!   overflow in a debug build is written with `wrapping_*`. The fast paths
+//!   index nothing. The slow paths index only fixed-size arrays (an arena's
+//!   lanes, a lane's segment stack, the checkpoint list) below a length that
+//!   never exceeds the array's size, so those bounds checks cannot fail.
+//!   Internal invariant failures call `sys::fatal`, which writes a message
+//!   and aborts; in debug builds, `debug_assert!`s on the bump invariants
+//!   abort the same way (a panic cannot unwind out of an allocator).
 //! * It takes no `std::sync` lock. The fast path touches only the current
 //!   thread's lane. Slow paths may take an arena's spin lock, which is only
 //!   ever held inside bumper's own short critical sections that neither
@@ -21,7 +25,7 @@ use core::ptr;
 use std::alloc::System;
 
 use crate::lane::Lane;
-use crate::scope;
+use crate::route;
 use crate::space;
 use crate::sys;
 
@@ -104,17 +108,19 @@ impl<A: GlobalAlloc> Bumper<A> {
     #[inline(never)]
     unsafe fn alloc_slow(&self, route: *const Lane, layout: Layout, zeroed: bool) -> *mut u8 {
         let size = layout.size();
-        // SAFETY: a route lane is claimed by this thread for the region (or
-        // is a spill-only lane, which is never written).
+        // SAFETY: the route is the lane of this thread's newest region, which
+        // this thread holds (or a spill-only lane, which is never written).
         let lane = unsafe { &*route };
-        let p = lane.alloc_slow(size, layout.align());
+        // SAFETY: as above.
+        let p = unsafe { lane.alloc_slow(size, layout.align()) };
         if !p.is_null() {
             if zeroed {
-                lane.zero_fresh(p, size);
+                // SAFETY: `p` is the block of `size` bytes just allocated.
+                unsafe { lane.zero_fresh(p, size) };
             }
             return p;
         }
-        scope::count_inner(size);
+        route::count_inner(size);
         // SAFETY: the caller's layout contract carries over.
         let p = unsafe {
             if zeroed {
@@ -130,22 +136,27 @@ impl<A: GlobalAlloc> Bumper<A> {
     }
 }
 
-/// Frees an arena block (`space::owns(ptr)` holds) that is not in the top
-/// segment of the current route's chunk.
+/// Frees an arena block that is not in the top segment of the current
+/// route's chunk.
+///
+/// # Safety
+/// `ptr` is a live arena block of `size` bytes (`space::owns(ptr)` holds),
+/// which the caller gives up.
 #[inline(never)]
 unsafe fn arena_free_slow(ptr: *mut u8, size: usize) {
-    let chunk = space::chunk_of(ptr);
+    // SAFETY: `owns(ptr)` holds (caller contract).
+    let chunk = unsafe { space::chunk_of(ptr) };
     if chunk.is_null() {
         sys::fatal("dealloc of an arena address that is not part of a live chunk (double free?)");
     }
     // SAFETY: a non-null table entry is a live chunk; its lane outlives its
     // live blocks.
-    let lane = unsafe { (*chunk).lane.load(core::sync::atomic::Ordering::Acquire) };
+    let lane = unsafe { (*chunk).owner.load(core::sync::atomic::Ordering::Acquire) }.cast::<Lane>();
     if lane.is_null() {
         sys::fatal("dealloc of an arena address in a free chunk (double free?)");
     }
     // SAFETY: as above.
-    if unsafe { (*lane).owner() } == scope::tid() {
+    if unsafe { (*lane).owner() } == route::tid() {
         // SAFETY: this thread holds the lane's claim.
         unsafe { (*lane).free_local(ptr, size) };
     } else {
@@ -154,12 +165,16 @@ unsafe fn arena_free_slow(ptr: *mut u8, size: usize) {
     }
 }
 
-/// Frees an arena block (`space::owns(ptr)` holds).
+/// Frees an arena block.
+///
+/// # Safety
+/// As for [`arena_free_slow`].
 #[inline(always)]
 unsafe fn arena_free(ptr: *mut u8, size: usize) {
-    let route = scope::route();
-    // SAFETY: a route lane is claimed by this thread for the region.
-    if !route.is_null() && unsafe { &*route }.try_free_fast(ptr, size) {
+    let route = route::route();
+    // SAFETY: the route lane is held by this thread (or spill-only, with an
+    // empty range); `ptr` is a live arena block (caller contract).
+    if !route.is_null() && unsafe { (*route).try_free_fast(ptr, size) } {
         return;
     }
     // SAFETY: forwarded caller contract.
@@ -178,13 +193,14 @@ unsafe fn arena_free(ptr: *mut u8, size: usize) {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let route = scope::route();
+        let route = route::route();
         if route.is_null() {
             // SAFETY: forwarded caller contract.
             return unsafe { self.inner.alloc(layout) };
         }
-        // SAFETY: a route lane is claimed by this thread for the region.
-        let p = unsafe { &*route }.try_alloc(layout.size(), layout.align());
+        // SAFETY: the route lane is held by this thread (or spill-only, with
+        // a null bump pointer, so nothing is written).
+        let p = unsafe { (*route).try_alloc(layout.size(), layout.align()) };
         if !p.is_null() {
             return p;
         }
@@ -194,16 +210,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let route = scope::route();
+        let route = route::route();
         if route.is_null() {
             // SAFETY: forwarded caller contract.
             return unsafe { self.inner.alloc_zeroed(layout) };
         }
-        // SAFETY: a route lane is claimed by this thread for the region.
+        // SAFETY: as in `alloc`.
         let lane = unsafe { &*route };
-        let p = lane.try_alloc(layout.size(), layout.align());
+        // SAFETY: as in `alloc`.
+        let p = unsafe { lane.try_alloc(layout.size(), layout.align()) };
         if !p.is_null() {
-            lane.zero_fresh(p, layout.size());
+            // SAFETY: `p` is the block just allocated from this lane.
+            unsafe { lane.zero_fresh(p, layout.size()) };
             return p;
         }
         // SAFETY: forwarded caller contract.
@@ -223,20 +241,24 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let route = scope::route();
+        let route = route::route();
         if !space::owns(ptr) {
             // A heap block stays on the heap, whatever region is active.
             if !route.is_null() {
-                scope::count_inner(new_size);
+                route::count_inner(new_size);
             }
             // SAFETY: not an arena address, so the inner allocator made it.
             return unsafe { self.inner.realloc(ptr, layout, new_size) };
         }
         if !route.is_null() {
-            // SAFETY: a route lane is claimed by this thread.
-            let lane = unsafe { &*route };
-            // In place only inside a region of the block's own lane.
-            if lane.owns_block(ptr.addr()) && lane.realloc_in_place(ptr, layout.size(), new_size) {
+            // SAFETY: the route lane is held by this thread (or spill-only,
+            // which owns no block); `ptr` is a live arena block.
+            let in_place = unsafe {
+                let lane = &*route;
+                // In place only inside a region of the block's own lane.
+                lane.owns_block(ptr.addr()) && lane.realloc_in_place(ptr, layout.size(), new_size)
+            };
+            if in_place {
                 return ptr;
             }
         }

@@ -16,18 +16,14 @@
 //! Nothing here allocates through the global allocator, takes a lock, or
 //! panics: every function may run inside the allocator shim.
 
-use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use crate::chunk::{self, ChunkHeader, HEADER, Owner, SLAB, SLAB_SHIFT};
+use crate::error::SpaceError;
+use crate::stats::SpaceStats;
 use crate::sys;
 
-/// log2 of the slab size.
-pub(crate) const SLAB_SHIFT: u32 = 16;
-/// Slab size: the granularity of ownership lookups and the smallest chunk.
-pub(crate) const SLAB: usize = 1 << SLAB_SHIFT;
-/// Bytes at the start of every chunk reserved for its [`ChunkHeader`].
-pub(crate) const HEADER: usize = 128;
 /// Number of chunk size classes (`SLAB << 0` .. `SLAB << (CLASSES - 1)`).
 const CLASSES: usize = 40;
 /// Chunks at least this large give their memory back to the OS when released.
@@ -39,54 +35,6 @@ const DECOMMIT_MIN: usize = 1 << 20;
 const DEFAULT_RESERVE: usize = 64 << 30;
 #[cfg(miri)]
 const DEFAULT_RESERVE: usize = 16 << 20;
-
-/// Metadata at the start of every chunk.
-///
-/// `lane` and `free_next` are shared between threads. The `Cell` fields are
-/// owned by whichever thread currently holds the chunk's lane (see the claim
-/// protocol in `lane.rs`) or, while the chunk is free, by the space.
-#[repr(C)]
-pub(crate) struct ChunkHeader {
-    /// The lane this chunk belongs to; null while the chunk is free.
-    pub(crate) lane: AtomicPtr<crate::lane::Lane>,
-    /// Free-list link: slab index + 1 of the next free chunk, 0 for none.
-    free_next: AtomicU64,
-    /// Total size of the chunk in bytes, header included.
-    pub(crate) size: usize,
-    /// Size class: `size == SLAB << class`.
-    class: u8,
-    /// Offset from the chunk start from which the memory is known to be zero.
-    pub(crate) clean_from: Cell<usize>,
-    /// Offset of the first byte available for blocks (`HEADER`, or more for a
-    /// chunk that also hosts an arena's own bookkeeping).
-    pub(crate) start: Cell<usize>,
-    /// Offset from which the pages are protected by guard mode; `size` when
-    /// none are.
-    pub(crate) guarded_from: Cell<usize>,
-    /// Logical position (in its lane) of the first data byte.
-    pub(crate) base_pos: Cell<u64>,
-    /// Previous chunk in the lane's chain.
-    pub(crate) prev: Cell<*mut ChunkHeader>,
-    /// End offset of the used part while the chunk is not the lane's current one.
-    pub(crate) fill: Cell<usize>,
-}
-
-const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
-
-impl ChunkHeader {
-    /// First byte available for blocks.
-    #[inline]
-    pub(crate) fn data(this: *mut ChunkHeader) -> usize {
-        // SAFETY: callers pass a live chunk header.
-        this as usize + unsafe { (*this).start.get() }
-    }
-    /// One past the last byte.
-    #[inline]
-    pub(crate) fn end(this: *mut ChunkHeader) -> usize {
-        // SAFETY: callers pass a live chunk header.
-        this as usize + unsafe { (*this).size }
-    }
-}
 
 struct Space {
     /// Address of the reservation (0 if none), for the ownership test.
@@ -123,45 +71,6 @@ static SPACE: Space = Space {
     in_use: AtomicUsize::new(0),
     retained: AtomicUsize::new(0),
 };
-
-/// Error returned by [`configure_address_space`](crate::configure_address_space).
-///
-/// ```
-/// use bumper::SpaceError;
-///
-/// let err = bumper::configure_address_space(1024).unwrap_err();
-/// assert_eq!(err, SpaceError::TooSmall { requested: 1024 });
-/// println!("{err}");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SpaceError {
-    /// The reservation was already made (an arena exists or existed).
-    AlreadyInitialized,
-    /// The requested size is smaller than one slab (64 KiB).
-    TooSmall {
-        /// The size that was asked for, in bytes.
-        requested: u64,
-    },
-}
-
-impl core::fmt::Display for SpaceError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            SpaceError::AlreadyInitialized => f.write_str(
-                "bumper: the address space is already reserved; call \
-                 configure_address_space before creating the first arena",
-            ),
-            SpaceError::TooSmall { requested } => write!(
-                f,
-                "bumper: an address-space reservation of {requested} bytes is too small; \
-                 the minimum is {SLAB} bytes"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SpaceError {}
 
 /// Sets the size of the process-wide reservation. Must run before the first
 /// arena is created.
@@ -256,14 +165,16 @@ fn reserve_exactly(len: usize) -> bool {
         return false;
     }
     let table_bytes =
-        (slabs * core::mem::size_of::<AtomicPtr<ChunkHeader>>()).next_multiple_of(sys::PAGE);
+        (slabs * core::mem::size_of::<AtomicPtr<ChunkHeader>>()).next_multiple_of(sys::page_size());
     let table = sys::map(table_bytes);
     if table.is_null() {
         return false;
     }
     let base = sys::reserve(len, SLAB);
     if base.is_null() {
-        sys::unmap(table, table_bytes);
+        // SAFETY: `table` was mapped just above with this length, and
+        // nothing refers to it yet.
+        unsafe { sys::unmap(table, table_bytes) };
         return false;
     }
     SPACE.table.store(table.cast(), Ordering::Relaxed);
@@ -293,6 +204,16 @@ pub(crate) fn init() {
     }
     #[cfg(feature = "fault-injection")]
     if REFUSE.load(Ordering::Acquire) {
+        SPACE.state.store(2, Ordering::Release);
+        return;
+    }
+    if sys::page_size() > SLAB {
+        // Chunks are slab-aligned; pages larger than a slab cannot be
+        // committed or protected chunk by chunk.
+        sys::write_stderr(
+            b"bumper: the OS page size is larger than 64 KiB; arenas will serve nothing \
+              and every allocation in a region goes to the inner allocator\n",
+        );
         SPACE.state.store(2, Ordering::Release);
         return;
     }
@@ -326,49 +247,20 @@ pub(crate) fn owns(ptr: *const u8) -> bool {
         < SPACE.len.load(Ordering::Relaxed)
 }
 
-/// The chunk containing address `addr`, which must satisfy [`owns`]. Null if
-/// the slab is not part of a live chunk (only possible for an address that
-/// was never handed out, i.e. caller error).
+/// The chunk containing address `addr`. Null if the slab is not part of a
+/// live chunk (only possible for an address that was never handed out, or
+/// was freed twice).
+///
+/// # Safety
+/// `owns(addr)` must hold.
 #[inline(always)]
-pub(crate) fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
+pub(crate) unsafe fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
     let idx = (addr.addr() - SPACE.base.load(Ordering::Relaxed)) >> SLAB_SHIFT;
     let table = SPACE.table.load(Ordering::Relaxed);
-    // SAFETY: `owns(ptr)` holds, so `idx` is below the slab count and the
+    debug_assert!(idx < SPACE.len.load(Ordering::Relaxed) >> SLAB_SHIFT);
+    // SAFETY: `owns(addr)` holds, so `idx` is below the slab count and the
     // table (mapped at init with one entry per slab) covers it.
     unsafe { (*table.add(idx)).load(Ordering::Acquire) }
-}
-
-/// Process-wide figures about the address space, from
-/// [`space_stats`](crate::space_stats).
-///
-/// ```
-/// let arena = bumper::Arena::new();
-/// let s: bumper::SpaceStats = bumper::space_stats();
-/// assert!(s.reserved >= s.in_use);
-/// # drop(arena);
-/// ```
-///
-/// It prints on one line, in binary units (see [`Bytes`](crate::Bytes)):
-///
-/// ```
-/// let none = bumper::SpaceStats::default();
-/// assert_eq!(
-///     none.to_string(),
-///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse"
-/// );
-/// let arena = bumper::Arena::new();
-/// println!("{}", bumper::space_stats()); // address space: 64.00 GiB reserved, 64.00 KiB in use by arenas, ...
-/// # drop(arena);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SpaceStats {
-    /// Bytes of address space reserved (0 before the first arena).
-    pub reserved: u64,
-    /// Bytes of chunks held by arenas right now.
-    pub in_use: u64,
-    /// Bytes of released chunks kept committed for reuse.
-    pub retained: u64,
 }
 
 pub(crate) fn stats() -> SpaceStats {
@@ -421,12 +313,18 @@ fn pop_free(class: usize) -> *mut ChunkHeader {
     }
 }
 
-fn push_free(chunk: *mut ChunkHeader, class: usize) {
+/// Puts a free chunk on its class's free list.
+///
+/// # Safety
+/// The caller owns `chunk`, a chunk of size class `class` that holds no live
+/// block and is in no list.
+unsafe fn push_free(chunk: *mut ChunkHeader, class: usize) {
     let list = &SPACE.free[class];
     let idx1 = (((chunk as usize) - SPACE.base.load(Ordering::Relaxed)) >> SLAB_SHIFT) as u64 + 1;
     let mut head = list.load(Ordering::Relaxed);
     loop {
-        // SAFETY: the caller owns the free chunk; its header is writable.
+        // SAFETY: the caller owns the free chunk; its header is writable
+        // (headers are never protected).
         unsafe {
             (*chunk)
                 .free_next
@@ -460,7 +358,9 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
         {
             Ok(_) => {
                 let chunk = header_at(start);
-                let ok = sys::commit(chunk.cast(), SLAB << class);
+                // SAFETY: slabs `cur..end` of the reservation were just carved
+                // by this thread's CAS: nothing else refers to them.
+                let ok = unsafe { sys::commit(chunk.cast(), SLAB << class) };
                 // Slabs skipped for alignment go to the smaller free lists.
                 let mut gap = cur;
                 while gap < start {
@@ -468,9 +368,15 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
                         .min(class)
                         .min((start - gap).ilog2() as usize);
                     let g = header_at(gap);
-                    if sys::commit(g.cast(), SLAB << k) {
-                        init_header(g, k, HEADER);
-                        release_raw(g, k, false);
+                    // SAFETY: as for `chunk` above.
+                    if unsafe { sys::commit(g.cast(), SLAB << k) } {
+                        // SAFETY: the gap's slabs were carved by this thread's
+                        // CAS and just committed; nothing else refers to them.
+                        // Fresh mappings read as zero on every platform.
+                        unsafe {
+                            chunk::init_header(g, k, HEADER);
+                            release_raw(g, k, false);
+                        }
                     }
                     gap += 1 << k;
                 }
@@ -479,7 +385,8 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
                     // spills.
                     return ptr::null_mut();
                 }
-                init_header(chunk, class, HEADER);
+                // SAFETY: as for the gap chunks above.
+                unsafe { chunk::init_header(chunk, class, HEADER) };
                 return chunk;
             }
             Err(c) => cur = c,
@@ -487,29 +394,15 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
     }
 }
 
-fn init_header(chunk: *mut ChunkHeader, class: usize, clean_from: usize) {
-    // SAFETY: `chunk` is committed, writable, and owned by the caller; the
-    // header fits in the first `HEADER` bytes.
-    unsafe {
-        chunk.write(ChunkHeader {
-            lane: AtomicPtr::new(ptr::null_mut()),
-            free_next: AtomicU64::new(0),
-            size: SLAB << class,
-            class: class as u8,
-            clean_from: Cell::new(clean_from),
-            start: Cell::new(HEADER),
-            guarded_from: Cell::new(SLAB << class),
-            base_pos: Cell::new(0),
-            prev: Cell::new(ptr::null_mut()),
-            fill: Cell::new(HEADER),
-        })
-    };
-}
-
-fn set_table(chunk: *mut ChunkHeader, value: *mut ChunkHeader) {
+/// Points the table entries of every slab of `chunk` at `value`.
+///
+/// # Safety
+/// `chunk` must be a chunk header inside the reservation that the caller
+/// owns (acquiring or releasing it).
+unsafe fn set_table(chunk: *mut ChunkHeader, value: *mut ChunkHeader) {
     let base = SPACE.base.load(Ordering::Relaxed);
     let table = SPACE.table.load(Ordering::Relaxed);
-    // SAFETY: `chunk` is a live chunk header inside the reservation.
+    // SAFETY: guaranteed by the caller.
     let slabs = unsafe { (*chunk).size } >> SLAB_SHIFT;
     let first = ((chunk as usize) - base) >> SLAB_SHIFT;
     for i in first..first + slabs {
@@ -521,7 +414,7 @@ fn set_table(chunk: *mut ChunkHeader, value: *mut ChunkHeader) {
 
 /// Takes a chunk of at least `bytes` bytes (header included) for `lane`.
 /// Returns null if the space cannot provide one; the caller spills.
-pub(crate) fn acquire(bytes: usize, lane: *mut crate::lane::Lane) -> *mut ChunkHeader {
+pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
     if SPACE.len.load(Ordering::Relaxed) == 0 {
         return ptr::null_mut();
     }
@@ -556,29 +449,38 @@ pub(crate) fn acquire(bytes: usize, lane: *mut crate::lane::Lane) -> *mut ChunkH
     SPACE.in_use.fetch_add(size, Ordering::Relaxed);
     // SAFETY: as above.
     unsafe {
-        (*chunk).lane.store(lane, Ordering::Relaxed);
+        (*chunk).owner.store(owner, Ordering::Relaxed);
         (*chunk).prev.set(ptr::null_mut());
         (*chunk).fill.set(HEADER);
         (*chunk).start.set(HEADER);
         (*chunk).base_pos.set(0);
+        set_table(chunk, chunk);
     }
-    set_table(chunk, chunk);
     chunk
 }
 
-fn release_raw(chunk: *mut ChunkHeader, class: usize, was_in_use: bool) {
+/// Accounts for a chunk becoming free and puts it on its free list.
+///
+/// # Safety
+/// As for [`push_free`].
+unsafe fn release_raw(chunk: *mut ChunkHeader, class: usize, was_in_use: bool) {
     let size = SLAB << class;
     if was_in_use {
         SPACE.in_use.fetch_sub(size, Ordering::Relaxed);
     }
     SPACE.retained.fetch_add(size, Ordering::Relaxed);
-    push_free(chunk, class);
+    // SAFETY: forwarded from the caller.
+    unsafe { push_free(chunk, class) };
 }
 
-/// Returns a chunk to the space. No block in it may be live.
-pub(crate) fn release(chunk: *mut ChunkHeader) {
-    // SAFETY: the caller owned the chunk and gives it up; nothing else refers
-    // to its memory.
+/// Returns a chunk to the space.
+///
+/// # Safety
+/// `chunk` must have been acquired from the space and be owned by the
+/// caller, which gives it up: no block in it is live and nothing refers to
+/// its memory any more.
+pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
+    // SAFETY: guaranteed by the caller.
     let (size, class, guarded) = unsafe {
         (
             (*chunk).size,
@@ -586,11 +488,13 @@ pub(crate) fn release(chunk: *mut ChunkHeader) {
             (*chunk).guarded_from.get(),
         )
     };
-    set_table(chunk, ptr::null_mut());
+    // SAFETY: as above.
+    unsafe { set_table(chunk, ptr::null_mut()) };
     if guarded < size {
         // Guard mode protected part of it. The next owner needs it writable;
         // if the OS refuses, the chunk is never reused (leaked, not unsafe).
-        if !sys::commit(chunk.cast::<u8>().wrapping_add(guarded), size - guarded) {
+        // SAFETY: the chunk is the caller's and holds nothing live.
+        if !unsafe { sys::commit(chunk.cast::<u8>().wrapping_add(guarded), size - guarded) } {
             SPACE.in_use.fetch_sub(size, Ordering::Relaxed);
             return;
         }
@@ -598,14 +502,21 @@ pub(crate) fn release(chunk: *mut ChunkHeader) {
         unsafe { (*chunk).guarded_from.set(size) };
     }
     if size >= DECOMMIT_MIN {
-        sys::decommit(chunk.cast(), size);
-        init_header(chunk, class, HEADER);
+        // SAFETY: the chunk is the caller's and holds nothing live.
+        unsafe { sys::decommit(chunk.cast(), size) };
+        // Only where decommitted pages are known to read as zero again
+        // (Linux's MADV_DONTNEED on private anonymous memory) may the next
+        // owner skip zeroing them; elsewhere the whole chunk counts as dirty.
+        let clean_from = if sys::DECOMMIT_ZEROES { HEADER } else { size };
+        // SAFETY: as above; the header page stays committed.
+        unsafe { chunk::init_header(chunk, class, clean_from) };
     } else {
         // SAFETY: as above. The lane recorded in `clean_from` how far the
         // memory may be dirty; that mark travels with the chunk.
-        unsafe { (*chunk).lane.store(ptr::null_mut(), Ordering::Relaxed) };
+        unsafe { (*chunk).owner.store(ptr::null_mut(), Ordering::Relaxed) };
     }
-    release_raw(chunk, class, true);
+    // SAFETY: as above.
+    unsafe { release_raw(chunk, class, true) };
 }
 
 #[cfg(test)]

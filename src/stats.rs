@@ -1,10 +1,8 @@
-//! Counters and reports: per arena ([`ArenaStats`]) and per measured closure
-//! ([`measure`]).
+//! Counters: per arena ([`ArenaStats`]) and for the address space
+//! ([`SpaceStats`]), and [`Bytes`] to print them. Plain data, in the bottom
+//! layer: every other module may use these types.
 
 use core::fmt;
-use std::time::{Duration, Instant};
-
-use crate::scope;
 
 /// A byte count that prints in binary units (`1.50 KiB`).
 ///
@@ -34,7 +32,40 @@ impl fmt::Display for Bytes {
 
 // Here rather than in `space`, next to `Bytes`, so that the address-space
 // module does not depend on this one.
-impl fmt::Display for crate::space::SpaceStats {
+/// Process-wide figures about the address space, from
+/// [`space_stats`](crate::space_stats).
+///
+/// ```
+/// let arena = bumper::Arena::new();
+/// let s: bumper::SpaceStats = bumper::space_stats();
+/// assert!(s.reserved >= s.in_use);
+/// # drop(arena);
+/// ```
+///
+/// It prints on one line, in binary units (see [`Bytes`](crate::Bytes)):
+///
+/// ```
+/// let none = bumper::SpaceStats::default();
+/// assert_eq!(
+///     none.to_string(),
+///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse"
+/// );
+/// let arena = bumper::Arena::new();
+/// println!("{}", bumper::space_stats()); // address space: 64.00 GiB reserved, 64.00 KiB in use by arenas, ...
+/// # drop(arena);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpaceStats {
+    /// Bytes of address space reserved (0 before the first arena).
+    pub reserved: u64,
+    /// Bytes of chunks held by arenas right now.
+    pub in_use: u64,
+    /// Bytes of released chunks kept committed for reuse.
+    pub retained: u64,
+}
+
+impl fmt::Display for SpaceStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -186,102 +217,9 @@ impl fmt::Display for ArenaStats {
     }
 }
 
-/// What one closure allocated on the current thread: the Rust counterpart of
-/// the line Julia's `@time` prints. Returned by [`measure`].
-///
-/// `inner_*` counts calls that reached the inner allocator (outside regions,
-/// or spilled from an arena); `arena_*` counts calls served by arenas.
-/// Allocations, zeroed allocations and reallocations each count as one call;
-/// frees are not counted.
-///
-/// ```
-/// use bumper::{measure, Bumper};
-///
-/// #[global_allocator]
-/// static GLOBAL: Bumper = Bumper::system();
-///
-/// let (_, m) = measure(|| vec![0u8; 100]);
-/// assert_eq!((m.inner_calls, m.inner_bytes, m.arena_calls), (1, 100, 0));
-/// println!("{m}"); // 0.000002 seconds (inner allocator: 1 calls, 100 bytes; arena: 0 calls, 0 bytes)
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Measurement {
-    /// Wall-clock time of the closure.
-    pub elapsed: Duration,
-    /// Calls that went to the inner allocator.
-    pub inner_calls: u64,
-    /// Bytes requested from the inner allocator.
-    pub inner_bytes: u64,
-    /// Calls served by arenas.
-    pub arena_calls: u64,
-    /// Bytes requested from arenas.
-    pub arena_bytes: u64,
-}
-
-impl fmt::Display for Measurement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:.6} seconds (inner allocator: {} calls, {}; arena: {} calls, {})",
-            self.elapsed.as_secs_f64(),
-            self.inner_calls,
-            Bytes(self.inner_bytes),
-            self.arena_calls,
-            Bytes(self.arena_bytes)
-        )
-    }
-}
-
-/// Runs `f` and reports what it allocated on this thread, and where.
-///
-/// Needs [`Bumper`](crate::Bumper) as the global allocator to see anything.
-/// Measurements nest. Other threads are not counted.
-///
-/// ```
-/// use bumper::{measure, with_bumper, Arena, Bumper};
-///
-/// #[global_allocator]
-/// static GLOBAL: Bumper = Bumper::system();
-///
-/// let (_, plain) = measure(|| vec![0u8; 4096]);
-/// assert_eq!(plain.inner_calls, 1);
-///
-/// let arena = Arena::new();
-/// let (_, bumped) = measure(|| with_bumper(&arena, || arena.no_escape(|| vec![0u8; 4096].len())));
-/// assert_eq!(bumped.inner_calls, 0);
-/// assert_eq!(bumped.arena_calls, 1);
-/// println!("{bumped}");
-/// ```
-#[must_use = "`measure` returns the closure's result and the measurement; use `let (r, m) = measure(..)`"]
-pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Measurement) {
-    struct Guard;
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            scope::end_measure();
-        }
-    }
-    let before = scope::totals();
-    scope::begin_measure();
-    let guard = Guard;
-    let start = Instant::now();
-    let r = f();
-    let elapsed = start.elapsed();
-    drop(guard);
-    let after = scope::totals();
-    let m = Measurement {
-        elapsed,
-        inner_calls: after.inner_calls.wrapping_sub(before.inner_calls),
-        inner_bytes: after.inner_bytes.wrapping_sub(before.inner_bytes),
-        arena_calls: after.arena_calls.wrapping_sub(before.arena_calls),
-        arena_bytes: after.arena_bytes.wrapping_sub(before.arena_bytes),
-    };
-    (r, m)
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::space::SpaceStats;
+    use super::SpaceStats;
 
     #[test]
     fn space_stats_print_in_binary_units() {

@@ -6,12 +6,31 @@
 //! of these functions allocate through the global allocator, panic, or
 //! unwind, so they are safe to call from inside the allocator shim.
 
-#[cfg(feature = "fault-injection")]
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Size of an OS page as assumed by the space layout. The layout only needs a
-/// value that divides the slab size; 4 KiB pages are the smallest in practice.
-pub(crate) const PAGE: usize = 4096;
+/// The page size, read from the OS once (`sysconf(_SC_PAGESIZE)`); 0 until
+/// then. 4 KiB on most machines, 16 KiB or 64 KiB on some aarch64 ones.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The OS page size. Guard mode protects, and decommit releases, whole pages
+/// of this size.
+#[inline]
+pub(crate) fn page_size() -> usize {
+    let p = PAGE_SIZE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    let p = imp::page_size();
+    PAGE_SIZE.store(p, Ordering::Relaxed);
+    p
+}
+
+/// Whether pages given back with [`decommit`] read as zero when next touched.
+/// True for private anonymous memory on Linux (`MADV_DONTNEED`) and in the
+/// Miri backend; other systems make no such promise, so bumper zeroes such
+/// memory again before `alloc_zeroed` hands it out.
+pub(crate) const DECOMMIT_ZEROES: bool =
+    cfg!(any(miri, target_os = "linux", target_os = "android"));
 
 /// Fault injection: the number of upcoming `reserve`/`commit`/`map` calls
 /// that must fail as if the OS refused them. Zero in normal operation.
@@ -83,24 +102,24 @@ mod imp {
     }
 
     /// Makes `[ptr, ptr + len)` readable and writable.
-    pub(super) fn commit(ptr: *mut u8, len: usize) -> bool {
-        // SAFETY: callers pass a page-aligned range inside the reservation,
-        // which this process owns and nothing else maps.
+    pub(super) unsafe fn commit(ptr: *mut u8, len: usize) -> bool {
+        // SAFETY: the caller passes a page-aligned range of the reservation
+        // that it owns (see `super::commit`).
         unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
     }
 
     /// Makes `[ptr, ptr + len)` inaccessible (guard mode).
-    pub(super) fn protect(ptr: *mut u8, len: usize) -> bool {
-        // SAFETY: callers pass a page-aligned range of a chunk that holds no
-        // live data.
+    pub(super) unsafe fn protect(ptr: *mut u8, len: usize) -> bool {
+        // SAFETY: the caller passes a page-aligned range of a chunk that holds
+        // no live data (see `super::protect`).
         unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) == 0 }
     }
 
     /// Gives the physical pages of `[ptr, ptr + len)` back to the OS; the range
     /// stays mapped and reads as zero afterwards.
-    pub(super) fn decommit(ptr: *mut u8, len: usize) {
-        // SAFETY: callers pass a page-aligned range inside the reservation
-        // that holds no live data.
+    pub(super) unsafe fn decommit(ptr: *mut u8, len: usize) {
+        // SAFETY: the caller passes a page-aligned range of the reservation
+        // that holds no live data (see `super::decommit`).
         unsafe {
             libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED);
         }
@@ -127,12 +146,19 @@ mod imp {
     }
 
     /// Unmaps a range returned by `map`.
-    pub(super) fn unmap(ptr: *mut u8, len: usize) {
-        // SAFETY: callers pass exactly a range returned by `map` that nothing
-        // refers to any more.
+    pub(super) unsafe fn unmap(ptr: *mut u8, len: usize) {
+        // SAFETY: the caller passes exactly a range returned by `map` that
+        // nothing refers to any more (see `super::unmap`).
         unsafe {
             libc::munmap(ptr.cast(), len);
         }
+    }
+
+    /// The OS page size.
+    pub(super) fn page_size() -> usize {
+        // SAFETY: `sysconf` with a valid name has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 { p as usize } else { 4096 }
     }
 
     /// Writes `msg` to standard error without allocating.
@@ -157,29 +183,32 @@ mod imp {
             Err(_) => core::ptr::null_mut(),
         }
     }
-    pub(super) fn commit(_ptr: *mut u8, _len: usize) -> bool {
+    pub(super) unsafe fn commit(_ptr: *mut u8, _len: usize) -> bool {
         true
     }
-    pub(super) fn protect(_ptr: *mut u8, _len: usize) -> bool {
+    pub(super) unsafe fn protect(_ptr: *mut u8, _len: usize) -> bool {
         // Miri has no page protection; guard mode only poisons there.
         false
     }
-    pub(super) fn decommit(ptr: *mut u8, len: usize) {
+    pub(super) unsafe fn decommit(ptr: *mut u8, len: usize) {
         // SAFETY: the range lies inside the reservation and holds no live data.
         unsafe { core::ptr::write_bytes(ptr, 0, len) }
     }
     pub(super) fn map(len: usize) -> *mut u8 {
-        match Layout::from_size_align(len, super::PAGE) {
+        match Layout::from_size_align(len, super::page_size()) {
             // SAFETY: non-zero size, as above.
             Ok(l) => unsafe { System.alloc_zeroed(l) },
             Err(_) => core::ptr::null_mut(),
         }
     }
-    pub(super) fn unmap(ptr: *mut u8, len: usize) {
-        if let Ok(l) = Layout::from_size_align(len, super::PAGE) {
+    pub(super) unsafe fn unmap(ptr: *mut u8, len: usize) {
+        if let Ok(l) = Layout::from_size_align(len, super::page_size()) {
             // SAFETY: `ptr` came from `map` with this same layout.
             unsafe { System.dealloc(ptr, l) }
         }
+    }
+    pub(super) fn page_size() -> usize {
+        4096
     }
     pub(super) fn write_stderr(msg: &[u8]) {
         use std::io::Write;
@@ -198,27 +227,43 @@ pub(crate) fn reserve(len: usize, align: usize) -> *mut u8 {
 
 /// Makes a page-aligned range of the reservation readable and writable.
 /// Returns false if the OS refuses.
-pub(crate) fn commit(ptr: *mut u8, len: usize) -> bool {
+///
+/// # Safety
+/// `[ptr, ptr + len)` must be a page-aligned range inside the reservation
+/// that the caller owns (a chunk it is carving, or pages of its own chunk).
+pub(crate) unsafe fn commit(ptr: *mut u8, len: usize) -> bool {
     if injected_failure() {
         return false;
     }
-    imp::commit(ptr, len)
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::commit(ptr, len) }
 }
 
 /// Makes a page-aligned range inaccessible. Returns false if the OS refuses
 /// (for example when the process ran out of memory mappings).
-pub(crate) fn protect(ptr: *mut u8, len: usize) -> bool {
-    imp::protect(ptr, len)
+///
+/// # Safety
+/// `[ptr, ptr + len)` must be a page-aligned range of a chunk the caller
+/// owns, holding no live data and not the chunk's header.
+pub(crate) unsafe fn protect(ptr: *mut u8, len: usize) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::protect(ptr, len) }
 }
 
 /// Returns the physical memory behind a page-aligned range to the OS. The
-/// range stays accessible and reads as zero.
-pub(crate) fn decommit(ptr: *mut u8, len: usize) {
-    imp::decommit(ptr, len)
+/// range stays accessible; it reads as zero afterwards only where
+/// [`DECOMMIT_ZEROES`] says so.
+///
+/// # Safety
+/// `[ptr, ptr + len)` must be a page-aligned range inside the reservation
+/// that the caller owns and that holds no live data.
+pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::decommit(ptr, len) }
 }
 
-/// Maps `len` bytes (a multiple of `PAGE`) of zeroed memory outside the
-/// reservation. Returns null if the OS refuses.
+/// Maps `len` bytes (a multiple of [`page_size`]) of zeroed memory outside
+/// the reservation. Returns null if the OS refuses.
 pub(crate) fn map(len: usize) -> *mut u8 {
     if injected_failure() {
         return core::ptr::null_mut();
@@ -227,8 +272,13 @@ pub(crate) fn map(len: usize) -> *mut u8 {
 }
 
 /// Unmaps a range obtained from [`map`].
-pub(crate) fn unmap(ptr: *mut u8, len: usize) {
-    imp::unmap(ptr, len)
+///
+/// # Safety
+/// `ptr` and `len` must be exactly a range returned by [`map`], and nothing
+/// may refer to its memory any more.
+pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::unmap(ptr, len) }
 }
 
 /// Writes a message to standard error without allocating.

@@ -1,5 +1,7 @@
-//! The thread-local slot that says where this thread's allocations go, and
-//! [`with_bumper`], which points it at an arena for the length of a closure.
+//! The thread-local route: where this thread's allocations go (the lane of
+//! its newest active region, the measuring stand-in, or the inner allocator),
+//! the list of the thread's active regions that decides it, and the
+//! per-thread counters behind [`measure`](crate::measure).
 //!
 //! The slot is a `thread_local!` with `const` initialisation and no `Drop`,
 //! so reading it never allocates, never runs lazy initialisation, and keeps
@@ -10,7 +12,6 @@ use core::marker::{PhantomData, PhantomPinned};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arena::BumpArena;
 use crate::arena_core::ArenaCore;
 use crate::lane::Lane;
 
@@ -101,11 +102,10 @@ pub(crate) fn count_inner(bytes: usize) {
 fn fold(s: &ThreadState) {
     let r = s.route.get();
     if !r.is_null() {
-        // SAFETY: a route lane is claimed by this thread and alive while the
-        // region that installed it runs.
-        let lane = unsafe { &*r };
-        let a = lane.allocs();
-        let b = lane.bytes_requested();
+        // SAFETY: the route is the lane of this thread's newest active
+        // region, which this thread holds and which is alive while the region
+        // is in the list (or a spill-only lane, whose counters never change).
+        let (a, b) = unsafe { ((*r).allocs(), (*r).bytes_requested()) };
         s.arena_calls.set(
             s.arena_calls
                 .get()
@@ -125,9 +125,9 @@ fn set_route(s: &ThreadState, r: *const Lane) {
     s.route.set(r);
     if !r.is_null() {
         // SAFETY: as in `fold`.
-        let lane = unsafe { &*r };
-        s.snap_allocs.set(lane.allocs());
-        s.snap_bytes.set(lane.bytes_requested());
+        let (a, b) = unsafe { ((*r).allocs(), (*r).bytes_requested()) };
+        s.snap_allocs.set(a);
+        s.snap_bytes.set(b);
     }
 }
 
@@ -335,52 +335,4 @@ pub(crate) fn detach_arena(core: *const ArenaCore) -> usize {
         }
         n
     })
-}
-
-/// Runs `f` with every allocation of the current thread bump-allocated from
-/// `arena`: `Box`, `Vec`, `String`, collections, and anything any library
-/// allocates through the global allocator.
-///
-/// Requires [`Bumper`](crate::Bumper) to be the `#[global_allocator]`;
-/// without it the region has no effect. Regions nest, also with different
-/// arenas; the innermost wins. Frees are routed by who owns the pointer, so
-/// values may outlive the region, move to other threads, or be dropped
-/// anywhere. To hand memory back in bulk, use
-/// [`Arena::no_escape`](crate::Arena::no_escape) or checkpoints.
-///
-/// What counts is where memory is *allocated*: a `Vec` created with capacity
-/// before the region stays on the heap when it grows inside it, but an empty
-/// `Vec::new()` has no allocation yet, so its first push inside the region
-/// allocates in the arena.
-///
-/// Only the calling thread is affected: threads it spawns allocate from the
-/// inner allocator unless they enter a region themselves (a
-/// [`LockedArena`](crate::LockedArena) can be shared by many threads).
-///
-/// Works with both [`Arena`](crate::Arena) and
-/// [`LockedArena`](crate::LockedArena).
-///
-/// ```
-/// use bumper::{with_bumper, Arena, Bumper};
-///
-/// #[global_allocator]
-/// static GLOBAL: Bumper = Bumper::system();
-///
-/// let arena = Arena::new();
-/// let sum = with_bumper(&arena, || {
-///     arena.no_escape(|| {
-///         let v: Vec<u64> = (0..1000).collect(); // allocated in the arena
-///         v.iter().sum::<u64>()
-///     }) // ...and reclaimed here
-/// });
-/// assert_eq!(sum, 499_500);
-/// assert_eq!(arena.stats().live_blocks, 0);
-/// ```
-pub fn with_bumper<A, R>(arena: &A, f: impl FnOnce() -> R) -> R
-where
-    A: BumpArena + ?Sized,
-{
-    let entry = RegionEntry::new();
-    let _active = entry.activate(arena.core_ref().0);
-    f()
 }

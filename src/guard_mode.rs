@@ -17,23 +17,27 @@
 //!   happened before the process dies; other faults go to the previous
 //!   handler (such as std's stack-overflow handler).
 
-use crate::space::ChunkHeader;
-use crate::sys::{self, PAGE};
+use crate::chunk::ChunkHeader;
+use crate::sys;
 
 /// The byte reclaimed memory is filled with.
 pub(crate) const POISON: u8 = 0xBD;
 
 fn page_up(addr: usize) -> usize {
-    addr.next_multiple_of(PAGE)
+    addr.next_multiple_of(sys::page_size())
 }
 
 /// Poisons and protects `chunk` from `from` (an address inside it at or
 /// above its data start) to its end. `dirty_end` bounds the bytes that may
 /// hold stale data. Returns the address where the usable part now ends.
-pub(crate) fn reclaim(chunk: *mut ChunkHeader, from: *mut u8, dirty_end: usize) -> usize {
+///
+/// # Safety
+/// The caller owns `chunk` (it holds the chunk's lane), `from` lies inside
+/// the chunk at or above its data start, and no block at or above `from` is
+/// live.
+pub(crate) unsafe fn reclaim(chunk: *mut ChunkHeader, from: *mut u8, dirty_end: usize) -> usize {
     let c = chunk.cast::<u8>();
-    // SAFETY: the caller owns `chunk`, and no block at or above `from` is
-    // live: the reset that calls this found them all freed.
+    // SAFETY: guaranteed by the caller.
     let (size, guarded) = unsafe { ((*chunk).size, (*chunk).guarded_from.get()) };
     let end_of_guard = c.addr() + guarded;
     let page = page_up(from.addr()).min(end_of_guard);
@@ -41,7 +45,11 @@ pub(crate) fn reclaim(chunk: *mut ChunkHeader, from: *mut u8, dirty_end: usize) 
     // SAFETY: `[from, poison_end)` lies inside the chunk, above every live
     // block, below the protected pages.
     unsafe { from.write_bytes(POISON, poison_end - from.addr()) };
-    if page < end_of_guard && sys::protect(c.wrapping_add(page - c.addr()), end_of_guard - page) {
+    // SAFETY: whole pages of the caller's chunk above every live block, and
+    // above the header (`from` is at or above the data start).
+    if page < end_of_guard
+        && unsafe { sys::protect(c.wrapping_add(page - c.addr()), end_of_guard - page) }
+    {
         // SAFETY: as above.
         unsafe { (*chunk).guarded_from.set(page - c.addr()) };
         return page;
@@ -52,16 +60,20 @@ pub(crate) fn reclaim(chunk: *mut ChunkHeader, from: *mut u8, dirty_end: usize) 
 /// Makes the pages of `chunk` up to `upto` (rounded up to a page, at most the
 /// chunk's end) usable again. Returns the new end of the usable part, or
 /// `None` if the OS refused.
-pub(crate) fn unprotect_to(chunk: *mut ChunkHeader, upto: usize) -> Option<usize> {
+///
+/// # Safety
+/// The caller owns `chunk` (it holds the chunk's lane).
+pub(crate) unsafe fn unprotect_to(chunk: *mut ChunkHeader, upto: usize) -> Option<usize> {
     let c = chunk.cast::<u8>();
-    // SAFETY: the caller owns `chunk`.
+    // SAFETY: guaranteed by the caller.
     let (size, guarded) = unsafe { ((*chunk).size, (*chunk).guarded_from.get()) };
     let from = c.addr() + guarded;
     let to = page_up(upto).min(c.addr() + size);
     if to <= from {
         return Some(from);
     }
-    if !sys::commit(c.wrapping_add(guarded), to - from) {
+    // SAFETY: pages of the caller's chunk that guard mode protected.
+    if !unsafe { sys::commit(c.wrapping_add(guarded), to - from) } {
         return None;
     }
     // SAFETY: as above.

@@ -1,0 +1,165 @@
+//! Checkpoints, resets and snapshots across an arena's lanes.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ArenaCore, OwnRegions};
+use crate::checkpoints::ResetOrder;
+use crate::error::ResetError;
+use crate::lane::LaneStats;
+use crate::report::ResetReport;
+use crate::stats::ArenaStats;
+
+impl ArenaCore {
+    /// Records a checkpoint for thread `tid`. Returns its serial, or 0 if too
+    /// many are active (an untracked checkpoint).
+    pub(crate) fn checkpoint(&self, tid: u64) -> u64 {
+        if self.is_fallback() {
+            // Shared by unrelated arenas: their checkpoints must not order
+            // each other. Nothing is ever bumped there, so nothing is lost.
+            self.counters.untracked.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+        let mut checkpoints = self.checkpoints.lock();
+        let Some(serial) = checkpoints.record(tid) else {
+            self.counters.untracked.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        };
+        self.bump_generation();
+        // The caller's own lane gets its boundary now; other lanes when they
+        // next sync (they cannot have allocated in between without syncing
+        // unless they were busy, which only makes their boundary later).
+        for i in 0..self.lane_count() {
+            let lane = self.lane(i);
+            if lane.owner() == tid {
+                // SAFETY: this thread holds the lane for one of its regions.
+                unsafe { lane.sync(&checkpoints, self.generation()) };
+            }
+        }
+        serial
+    }
+
+    /// Forgets a checkpoint without resetting (its token was dropped).
+    pub(crate) fn discard(&self, serial: u64) {
+        if serial == 0 {
+            return;
+        }
+        if self.checkpoints.lock().remove(serial) {
+            self.bump_generation();
+        }
+    }
+
+    /// Resets to checkpoint `serial` (`None`: to the start of the arena).
+    pub(crate) fn reset(&self, serial: Option<u64>, tid: u64) -> Result<ResetReport, ResetError> {
+        let mut checkpoints = self.checkpoints.lock();
+        let mut report = ResetReport::default();
+        let before = checkpoints.len();
+        let order = checkpoints.plan_reset(serial, tid);
+        if checkpoints.len() != before {
+            self.bump_generation();
+        }
+        match order? {
+            ResetOrder::Untracked => {
+                report.untracked = true;
+                return Ok(report);
+            }
+            ResetOrder::Concurrent { others } => {
+                report.concurrent_checkpoints = others;
+                drop(checkpoints);
+                self.record(&report);
+                return Ok(report);
+            }
+            ResetOrder::Proceed => {}
+        }
+        let generation = self.generation();
+        report.busy_lanes = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
+            // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
+            let r = unsafe {
+                if lane.seen_gen() != generation {
+                    lane.sync(&checkpoints, generation);
+                }
+                lane.reset(serial)
+            };
+            report.reclaimed_bytes += r.reclaimed;
+            report.escaped_blocks += r.escaped_blocks;
+            report.escaped_bytes += r.escaped_bytes;
+            report.untracked |= r.untracked;
+        });
+        if let Some(s) = serial
+            && checkpoints.remove(s)
+        {
+            self.bump_generation();
+        }
+        drop(checkpoints);
+        self.record(&report);
+        Ok(report)
+    }
+
+    fn record(&self, r: &ResetReport) {
+        let c = &self.counters;
+        c.resets.fetch_add(1, Ordering::Relaxed);
+        c.reclaimed.fetch_add(r.reclaimed_bytes, Ordering::Relaxed);
+        if r.escaped() {
+            c.escapes.fetch_add(1, Ordering::Relaxed);
+            c.escaped_blocks
+                .fetch_add(r.escaped_blocks, Ordering::Relaxed);
+            c.escaped_bytes
+                .fetch_add(r.escaped_bytes, Ordering::Relaxed);
+            if r.busy_lanes > 0 || r.concurrent_checkpoints > 0 {
+                c.contended.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if r.untracked {
+            c.untracked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A snapshot of the arena's counters, exact for every lane no other
+    /// thread's region holds.
+    pub(crate) fn stats(&self, tid: u64) -> ArenaStats {
+        let checkpoints = self.checkpoints.lock();
+        let mut sum = LaneStats::default();
+        let n = self.lane_count();
+        let busy = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
+            // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
+            let s = unsafe { lane.stats() };
+            sum.allocs += s.allocs;
+            sum.bytes += s.bytes;
+            sum.in_use += s.in_use;
+            sum.peak += s.peak;
+            sum.live_blocks += s.live_blocks;
+            sum.live_bytes += s.live_bytes;
+            sum.chunk_bytes += s.chunk_bytes;
+            sum.chunks += s.chunks;
+        });
+        let active = checkpoints.len() as u32;
+        drop(checkpoints);
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ArenaStats {
+            arena_id: self.id,
+            allocations: sum.allocs,
+            bytes_allocated: sum.bytes,
+            bytes_in_use: sum.in_use,
+            peak_bytes_in_use: sum.peak,
+            live_blocks: sum.live_blocks,
+            live_bytes: sum.live_bytes,
+            spills: load(&c.spills),
+            spilled_bytes: load(&c.spilled_bytes),
+            failed_spills: load(&c.failed_spills),
+            resets: load(&c.resets),
+            bytes_reclaimed: load(&c.reclaimed),
+            escapes: load(&c.escapes),
+            escaped_blocks: load(&c.escaped_blocks),
+            escaped_bytes: load(&c.escaped_bytes),
+            contended_resets: load(&c.contended),
+            untracked_checkpoints: load(&c.untracked),
+            chunk_bytes: self.held.load(Ordering::Relaxed) as u64,
+            chunks: sum.chunks,
+            capacity_limit: (self.capacity != usize::MAX).then_some(self.capacity as u64),
+            lanes: n as u32,
+            busy_lanes: busy,
+            lanes_exhausted: load(&c.lanes_exhausted),
+            active_checkpoints: active,
+        }
+    }
+}

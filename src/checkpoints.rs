@@ -1,0 +1,215 @@
+//! An arena's list of active checkpoints and the ordering rules of resets:
+//! pure bookkeeping, no memory access. The arena keeps it behind its spin
+//! lock.
+//!
+//! Checkpoints of one thread are reset innermost first. A reset of a
+//! checkpoint while newer checkpoints *of the same thread* are active is an
+//! out-of-order reset (an error: the checkpoint is discarded, nothing is
+//! reclaimed). While newer checkpoints of *other* threads are active (a
+//! `LockedArena` shared by threads that each run `no_escape`), the reset
+//! reclaims nothing and reports them. A checkpoint that is no longer in the
+//! list is stale.
+#![forbid(unsafe_code)]
+
+use crate::error::ResetError;
+
+/// Active checkpoints an arena tracks at once; deeper ones are untracked
+/// (their reset reclaims nothing).
+pub(crate) const MAX_CHECKPOINTS: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Record {
+    serial: u64,
+    /// Thread that took it (to tell an out-of-order reset from a concurrent one).
+    tid: u64,
+}
+
+/// What a reset may do, from [`CheckpointList::plan_reset`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResetOrder {
+    /// The checkpoint was never tracked (serial 0): nothing to do.
+    Untracked,
+    /// Newer checkpoints of other threads are active: the checkpoint was
+    /// removed, and nothing may be reclaimed.
+    Concurrent { others: u32 },
+    /// Reset the lanes. A checkpoint, if one was named, is still in the list:
+    /// remove it with [`CheckpointList::remove`] once the lanes are reset.
+    Proceed,
+}
+
+/// The active checkpoints, oldest first.
+pub(crate) struct CheckpointList {
+    records: [Record; MAX_CHECKPOINTS],
+    len: usize,
+    next_serial: u64,
+}
+
+impl CheckpointList {
+    pub(crate) const fn new() -> Self {
+        CheckpointList {
+            records: [Record { serial: 0, tid: 0 }; MAX_CHECKPOINTS],
+            len: 0,
+            next_serial: 1,
+        }
+    }
+
+    /// Number of active checkpoints.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Records a checkpoint of thread `tid`. Returns its serial (never 0),
+    /// or `None` if the list is full.
+    pub(crate) fn record(&mut self, tid: u64) -> Option<u64> {
+        if self.len == MAX_CHECKPOINTS {
+            return None;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        self.records[self.len] = Record { serial, tid };
+        self.len += 1;
+        Some(serial)
+    }
+
+    pub(crate) fn is_active(&self, serial: u64) -> bool {
+        self.position(serial).is_some()
+    }
+
+    /// Serials of the active checkpoints, oldest first.
+    pub(crate) fn serials(&self) -> impl Iterator<Item = u64> + '_ {
+        self.records[..self.len].iter().map(|r| r.serial)
+    }
+
+    /// The newest serial ever handed out (0 before the first).
+    pub(crate) fn last_serial(&self) -> u64 {
+        self.next_serial - 1
+    }
+
+    fn position(&self, serial: u64) -> Option<usize> {
+        self.records[..self.len]
+            .iter()
+            .position(|r| r.serial == serial)
+    }
+
+    /// Forgets checkpoint `serial`. Returns whether it was active.
+    pub(crate) fn remove(&mut self, serial: u64) -> bool {
+        let Some(idx) = self.position(serial) else {
+            return false;
+        };
+        self.records.copy_within(idx + 1..self.len, idx);
+        self.len -= 1;
+        true
+    }
+
+    /// Applies the ordering rules to a reset of `serial` (`None`: a reset of
+    /// the whole arena) by thread `tid`. An out-of-order or concurrent reset
+    /// removes the checkpoint at once, since it will never be reset.
+    ///
+    /// # Errors
+    /// [`ResetError::Stale`] if `serial` is not active;
+    /// [`ResetError::OutOfOrder`] if newer checkpoints of `tid` are.
+    pub(crate) fn plan_reset(
+        &mut self,
+        serial: Option<u64>,
+        tid: u64,
+    ) -> Result<ResetOrder, ResetError> {
+        let newer = match serial {
+            Some(0) => return Ok(ResetOrder::Untracked),
+            Some(s) => match self.position(s) {
+                Some(idx) => idx + 1..self.len,
+                None => return Err(ResetError::Stale),
+            },
+            None => 0..self.len,
+        };
+        if newer.is_empty() {
+            return Ok(ResetOrder::Proceed);
+        }
+        let mine = self.records[newer.clone()]
+            .iter()
+            .filter(|r| r.tid == tid)
+            .count();
+        let others = newer.len() - mine;
+        if let Some(s) = serial {
+            self.remove(s);
+        }
+        if mine > 0 {
+            return Err(ResetError::OutOfOrder { newer: mine });
+        }
+        Ok(ResetOrder::Concurrent {
+            others: others as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_of_one_thread_reset_innermost_first() {
+        let mut l = CheckpointList::new();
+        let outer = l.record(1).unwrap();
+        let inner = l.record(1).unwrap();
+        assert_eq!(
+            l.plan_reset(Some(outer), 1),
+            Err(ResetError::OutOfOrder { newer: 1 })
+        );
+        assert!(
+            !l.is_active(outer),
+            "an out-of-order checkpoint is discarded"
+        );
+        assert_eq!(l.plan_reset(Some(inner), 1), Ok(ResetOrder::Proceed));
+        assert!(l.remove(inner));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn newer_checkpoints_of_other_threads_make_a_reset_concurrent() {
+        let mut l = CheckpointList::new();
+        let mine = l.record(1).unwrap();
+        l.record(2).unwrap();
+        l.record(3).unwrap();
+        assert_eq!(
+            l.plan_reset(Some(mine), 1),
+            Ok(ResetOrder::Concurrent { others: 2 })
+        );
+        assert!(!l.is_active(mine));
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn a_reset_of_the_whole_arena_is_out_of_order_while_own_checkpoints_are_active() {
+        let mut l = CheckpointList::new();
+        l.record(1).unwrap();
+        assert_eq!(
+            l.plan_reset(None, 1),
+            Err(ResetError::OutOfOrder { newer: 1 })
+        );
+        assert_eq!(l.len(), 1, "a whole-arena reset removes no checkpoint");
+        assert_eq!(
+            l.plan_reset(None, 2),
+            Ok(ResetOrder::Concurrent { others: 1 })
+        );
+    }
+
+    #[test]
+    fn stale_and_untracked_checkpoints() {
+        let mut l = CheckpointList::new();
+        let s = l.record(1).unwrap();
+        assert!(l.remove(s));
+        assert_eq!(l.plan_reset(Some(s), 1), Err(ResetError::Stale));
+        assert_eq!(l.plan_reset(Some(0), 1), Ok(ResetOrder::Untracked));
+    }
+
+    #[test]
+    fn a_full_list_tracks_no_more_and_serials_keep_growing() {
+        let mut l = CheckpointList::new();
+        for _ in 0..MAX_CHECKPOINTS {
+            assert!(l.record(1).is_some());
+        }
+        assert_eq!(l.record(1), None);
+        assert_eq!(l.last_serial(), MAX_CHECKPOINTS as u64);
+        let serials: Vec<u64> = l.serials().collect();
+        assert_eq!(serials, (1..=MAX_CHECKPOINTS as u64).collect::<Vec<_>>());
+    }
+}

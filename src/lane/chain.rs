@@ -1,0 +1,381 @@
+//! The chunk chain of a lane: moving to a new or spare chunk, moving back
+//! (after tip frees or a reset), logical positions, and giving chunks back
+//! to the space.
+//!
+//! A lane's chunks form a chain through `ChunkHeader::prev`, newest first.
+//! A chunk's first data byte sits at the logical position where its
+//! predecessor's used part ended (`base_pos`). Chunks above the bump
+//! position wait on the lane's spare list (linked through `prev` too).
+//!
+//! Every function here is owner only: it is called only from the lane's
+//! owner-only methods, whose callers hold the claim.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::{Lane, MAX_CHUNK, granule};
+use crate::chunk::{ChunkHeader, HEADER};
+use crate::guard_mode;
+use crate::space;
+
+impl Lane {
+    /// Guard mode: if the request would fit in the current chunk but runs
+    /// into pages a reset protected, makes them usable again.
+    pub(super) fn extend_limit(&self, size: usize, align: usize) -> bool {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            return false;
+        }
+        // SAFETY: the current chunk is live and this lane's.
+        let end = unsafe { ChunkHeader::end(chunk) };
+        if self.limit.get() >= end {
+            return false;
+        }
+        let bump = self.bump.get().addr();
+        let p = bump.wrapping_add(bump.wrapping_neg() & (align - 1));
+        let needed = p.wrapping_add(granule(size));
+        if needed > end || needed < p {
+            return false;
+        }
+        // SAFETY: the lane owns its current chunk.
+        match unsafe { guard_mode::unprotect_to(chunk, needed) } {
+            Some(limit) if limit >= needed => {
+                self.limit.set(limit);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves to a chunk with room for the request: a spare one if it fits,
+    /// else a new one from the space (within the arena's capacity).
+    pub(super) fn refill(&self, size: usize, align: usize) -> bool {
+        let pad = if align > HEADER { align } else { 0 };
+        let need = match HEADER
+            .checked_add(granule(size))
+            .and_then(|n| n.checked_add(pad))
+        {
+            Some(n) => n,
+            None => return false,
+        };
+        let spare = self.spare.get();
+        // SAFETY: spare chunks belong to this lane.
+        if !spare.is_null() && unsafe { (*spare).size } >= need {
+            // SAFETY: as above.
+            self.spare.set(unsafe { (*spare).prev.get() });
+            // SAFETY: a spare chunk is this lane's and not in the chain.
+            unsafe { self.switch_to(spare) };
+            return true;
+        }
+        let want = need.max(self.next_chunk.get());
+        let chunk = self
+            .core()
+            .acquire_chunk(want, self as *const Lane as *mut Lane);
+        if chunk.is_null() {
+            return false;
+        }
+        self.next_chunk
+            .set((self.next_chunk.get().saturating_mul(2)).min(MAX_CHUNK));
+        // SAFETY: the chunk was just acquired for this lane.
+        unsafe { self.switch_to(chunk) };
+        true
+    }
+
+    /// Appends `chunk` to the chain and makes it current.
+    ///
+    /// # Safety
+    /// `chunk` belongs to this lane and is not in its chain.
+    unsafe fn switch_to(&self, chunk: *mut ChunkHeader) {
+        let pos = self.pos();
+        let old = self.chunk.get();
+        if !old.is_null() {
+            self.leave_chunk(old);
+        }
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            (*chunk).prev.set(old);
+            (*chunk).base_pos.set(pos);
+            let start = (*chunk).start.get();
+            self.enter_chunk(chunk, start);
+        }
+        self.refresh_floor();
+    }
+
+    /// Makes `chunk` current with the bump at offset `offset`.
+    ///
+    /// # Safety
+    /// `chunk` belongs to this lane and `offset` lies within its data.
+    pub(super) unsafe fn enter_chunk(&self, chunk: *mut ChunkHeader, offset: usize) {
+        let c = chunk as usize;
+        self.chunk.set(chunk);
+        self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
+        // SAFETY: guaranteed by the caller.
+        let (clean, usable) = unsafe {
+            (
+                (*chunk).clean_from.get(),
+                (*chunk).guarded_from.get().min((*chunk).size),
+            )
+        };
+        self.limit.set(c + usable);
+        self.entry_clean.set(c + clean);
+        self.high_water.set(c + offset);
+    }
+
+    /// Records, before the current chunk stops being current, how far it is
+    /// used and how far it may be dirty.
+    fn leave_chunk(&self, chunk: *mut ChunkHeader) {
+        self.note_high_water();
+        let c = chunk as usize;
+        let bump = self.bump.get().addr();
+        // SAFETY: `chunk` is this lane's current chunk.
+        unsafe {
+            (*chunk).fill.set(bump - c);
+        }
+    }
+
+    /// Folds the current bump into the high-water mark, the chunk's dirty
+    /// mark and the peak.
+    pub(super) fn note_high_water(&self) {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            return;
+        }
+        let bump = self.bump.get().addr();
+        let high = self.high_water.get().max(bump);
+        self.high_water.set(high);
+        let c = chunk as usize;
+        // SAFETY: `chunk` is this lane's current chunk.
+        unsafe {
+            let dirty = (high - c).max((*chunk).clean_from.get());
+            (*chunk).clean_from.set(dirty);
+            let top = (*chunk).base_pos.get() + (high - ChunkHeader::data(chunk)) as u64;
+            if top > self.peak.get() {
+                self.peak.set(top);
+            }
+        }
+    }
+
+    /// Logical position of the bump pointer (bytes in use by this lane).
+    pub(super) fn pos(&self) -> u64 {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            return 0;
+        }
+        let bump = self.bump.get().addr();
+        // SAFETY: `chunk` is this lane's current chunk.
+        unsafe { (*chunk).base_pos.get() + (bump - ChunkHeader::data(chunk)) as u64 }
+    }
+
+    /// Logical position of an address inside one of this lane's chained
+    /// chunks.
+    ///
+    /// # Safety
+    /// `addr` lies in the data of a chunk of this lane's chain (for example,
+    /// it is a live block of this lane).
+    pub(super) unsafe fn pos_of(&self, addr: usize) -> u64 {
+        let cur = self.chunk.get();
+        let chunk = if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
+            cur
+        } else {
+            // SAFETY: the address is in one of this lane's chunks, so inside
+            // the space.
+            unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) }
+        };
+        debug_assert!(!chunk.is_null(), "a live block's chunk is live");
+        // SAFETY: the block is live, so its chunk is live and in this lane's chain.
+        unsafe { (*chunk).base_pos.get() + (addr - ChunkHeader::data(chunk)) as u64 }
+    }
+
+    /// Recomputes `top_floor` and `retreat_at` after the current chunk or
+    /// the top segment changed.
+    pub(super) fn refresh_floor(&self) {
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            self.top_floor.set(0);
+            self.retreat_at.set(0);
+            return;
+        }
+        // SAFETY: `chunk` is this lane's current chunk.
+        let (data, base, prev) = unsafe {
+            (
+                ChunkHeader::data(chunk),
+                (*chunk).base_pos.get(),
+                (*chunk).prev.get(),
+            )
+        };
+        let start = self.top_start.get();
+        let floor = if start > base {
+            data + (start - base) as usize
+        } else {
+            data
+        };
+        self.top_floor.set(floor);
+        // Moving back to the previous chunk is possible only if the top
+        // segment reaches into it.
+        self.retreat_at.set(if !prev.is_null() && start <= base {
+            data
+        } else {
+            0
+        });
+    }
+
+    /// The current chunk became empty through frees at the tip, and the top
+    /// segment reaches into the previous chunk: continue there, and keep this
+    /// chunk as a spare. Without this, a loop that frees everything it
+    /// allocates but never resets would take a new chunk every time it
+    /// crossed a chunk boundary.
+    #[cold]
+    pub(super) fn retreat(&self) {
+        let chunk = self.chunk.get();
+        self.note_high_water();
+        // SAFETY: the current chunk and its predecessor (non-null, or
+        // `retreat_at` would be 0) belong to this lane.
+        unsafe {
+            let prev = (*chunk).prev.get();
+            (*chunk).fill.set((*chunk).start.get());
+            (*chunk).prev.set(self.spare.get());
+            self.spare.set(chunk);
+            self.enter_chunk(prev, (*prev).fill.get());
+        }
+        self.refresh_floor();
+    }
+
+    /// Moves the bump pointer back to logical position `pos`, parking the
+    /// chunks above it on the spare list. In guard mode, everything above the
+    /// new bump pointer is poisoned and protected. No block at or above `pos`
+    /// may be live.
+    pub(super) fn rewind(&self, pos: u64) {
+        let mut chunk = self.chunk.get();
+        if chunk.is_null() {
+            return;
+        }
+        self.note_high_water();
+        let guarded = self.core().guard;
+        let original = chunk;
+        // SAFETY: every chunk in the chain belongs to this lane; the chain
+        // ends at the home chunk (or the first chunk), whose base is 0; no
+        // block above `pos` is live (the reset that calls this checked).
+        unsafe {
+            while (*chunk).base_pos.get() > pos {
+                let prev = (*chunk).prev.get();
+                if prev.is_null() {
+                    break;
+                }
+                if guarded {
+                    let data = ChunkHeader::data(chunk);
+                    let dirty = chunk as usize + (*chunk).clean_from.get();
+                    guard_mode::reclaim(
+                        chunk,
+                        chunk.cast::<u8>().wrapping_add(data - chunk as usize),
+                        dirty,
+                    );
+                }
+                (*chunk).fill.set((*chunk).start.get());
+                (*chunk).prev.set(self.spare.get());
+                self.spare.set(chunk);
+                chunk = prev;
+            }
+            let offset = (*chunk).start.get() + (pos - (*chunk).base_pos.get()) as usize;
+            if chunk != original {
+                self.enter_chunk(chunk, offset);
+            } else {
+                self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
+            }
+            if guarded {
+                let dirty = (chunk as usize + (*chunk).clean_from.get()).max(self.high_water.get());
+                let usable = guard_mode::reclaim(chunk, self.bump.get(), dirty);
+                self.limit.set(usable);
+            }
+        }
+    }
+
+    /// Calls `f` on every chunk of the lane: the chain and the spares.
+    pub(super) fn for_each_chunk(&self, mut f: impl FnMut(*mut ChunkHeader)) {
+        let mut c = self.chunk.get();
+        while !c.is_null() {
+            f(c);
+            // SAFETY: chain links of chunks owned by this lane.
+            c = unsafe { (*c).prev.get() };
+        }
+        let mut s = self.spare.get();
+        while !s.is_null() {
+            f(s);
+            // SAFETY: spare links of chunks owned by this lane.
+            s = unsafe { (*s).prev.get() };
+        }
+    }
+
+    /// Gives the spare chunks back to the space. Returns their total size.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn release_spares(&self) -> usize {
+        let mut total = 0;
+        let mut s = self.spare.get();
+        while !s.is_null() {
+            // SAFETY: spare chunks hold no live block and belong to this lane,
+            // which the caller holds.
+            unsafe {
+                let next = (*s).prev.get();
+                total += (*s).size;
+                space::release(s);
+                s = next;
+            }
+        }
+        self.spare.set(ptr::null_mut());
+        total
+    }
+
+    /// Gives every chunk except the home chunk back to the space. Returns
+    /// their total size.
+    ///
+    /// # Safety
+    /// Only for arena destruction: the arena's handle is gone, no block of
+    /// the lane is live, and no thread can reach the lane any more.
+    pub(crate) unsafe fn release_chunks(&self) -> usize {
+        self.note_high_water();
+        // SAFETY: nothing else can use the lane (caller contract).
+        let mut total = unsafe { self.release_spares() };
+        let mut c = self.chunk.get();
+        while !c.is_null() {
+            // SAFETY: chain chunks of this lane; none holds a live block.
+            unsafe {
+                let prev = (*c).prev.get();
+                if c != self.home {
+                    total += (*c).size;
+                    space::release(c);
+                }
+                c = prev;
+            }
+        }
+        self.chunk.set(ptr::null_mut());
+        self.limit.set(0);
+        total
+    }
+
+    /// The chunk that hosts this lane's own memory, or null.
+    pub(crate) fn home(&self) -> *mut ChunkHeader {
+        self.home
+    }
+
+    /// Whether the block at `addr` belongs to this lane.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim. `addr` is a
+    /// live block inside the space (`space::owns` holds).
+    #[inline]
+    pub(crate) unsafe fn owns_block(&self, addr: usize) -> bool {
+        let cur = self.chunk.get();
+        if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
+            return true;
+        }
+        // SAFETY: `owns(addr)` holds (caller contract).
+        let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) };
+        if chunk.is_null() {
+            return false;
+        }
+        // SAFETY: a non-null table entry is a live chunk header.
+        let owner = unsafe { (*chunk).owner.load(Ordering::Relaxed) };
+        ptr::eq(owner.cast::<Lane>(), self)
+    }
+}

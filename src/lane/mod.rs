@@ -1,0 +1,468 @@
+//! A lane: the bump allocator of one thread inside an arena, with exact
+//! live-block accounting.
+//!
+//! An [`Arena`](crate::Arena) has one lane; a [`LockedArena`](crate::LockedArena)
+//! has one per thread that is inside a region of it at the same time, so that
+//! threads never write to a shared cache line while they allocate.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | the lane's state; bumping, local frees and growth in place (the hot paths) |
+//! | `claim.rs` | the owner claim: which thread may touch the owner-only state |
+//! | `chain.rs` | the chunk chain: new, spare and previous chunks, positions, release |
+//! | `remote.rs` | frees from other threads: the lock-free remote list |
+//! | `resets.rs` | checkpoint boundaries on this lane, resets and snapshots |
+//! | `segments.rs` | the segment stack: pure bookkeeping behind resets |
+//!
+//! # Ownership
+//!
+//! Only the thread holding the lane's claim (see `claim.rs`) reads or writes
+//! the owner-only state: every `Cell` and the segment stack. Every method
+//! that touches it and is visible outside this module is an `unsafe fn`
+//! whose safety contract is "owner only"; the private helpers are called only
+//! from those. The fields other threads touch (`owner`, `remote`) are atomics.
+//!
+//! # Positions
+//!
+//! Every byte a lane hands out has a *logical position*: chunks are chained,
+//! and a chunk's first data byte sits at the position where its predecessor's
+//! used part ended. Positions only grow while blocks are live, so a checkpoint
+//! is a position, and "allocated after the checkpoint" means "at or above that
+//! position". The segment stack (`segments.rs`) counts live blocks between
+//! checkpoints; the counts of its top segment are kept in hot cells.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::arena_core::ArenaCore;
+use crate::chunk::{ChunkHeader, SLAB};
+
+mod chain;
+mod claim;
+mod remote;
+mod resets;
+mod segments;
+
+pub(crate) use claim::Claim;
+pub(crate) use resets::LaneStats;
+use segments::SegmentStack;
+
+/// Largest alignment served from an arena; larger requests spill.
+pub(crate) const MAX_ALIGN: usize = SLAB;
+/// Growth of a lane's chunks stops doubling at this size.
+const MAX_CHUNK: usize = 64 << 20;
+
+/// Rounds a block size up to the 8-byte granule every block occupies.
+#[inline(always)]
+pub(crate) fn granule(n: usize) -> usize {
+    n.wrapping_add(7) & !7
+}
+
+#[repr(C, align(128))]
+pub(crate) struct Lane {
+    // ---- hot: touched by every allocation or free (owner only) ----
+    /// Next free byte; null when the lane has no chunk.
+    bump: Cell<*mut u8>,
+    /// End of the usable part of the current chunk; 0 when there is none.
+    limit: Cell<usize>,
+    /// Blocks in the current chunk at or above this address belong to the
+    /// top segment.
+    top_floor: Cell<usize>,
+    top_live: Cell<u64>,
+    top_bytes: Cell<u64>,
+    /// Allocation requests served (allocations and reallocations).
+    allocs: Cell<u64>,
+    /// Bytes requested by those calls.
+    bytes: Cell<u64>,
+    /// Highest value `bump` had before it last moved down in this chunk.
+    high_water: Cell<usize>,
+    /// First data byte of the current chunk if a free there should move the
+    /// lane back to the previous chunk (see [`Lane::retreat`]); else 0.
+    retreat_at: Cell<usize>,
+
+    // ---- warm: slow paths (owner only) ----
+    chunk: Cell<*mut ChunkHeader>,
+    /// Address from which the current chunk was known to be zero on entry.
+    entry_clean: Cell<usize>,
+    /// Logical start of the top segment.
+    top_start: Cell<u64>,
+    /// Nesting depth of regions of the owning thread on this lane.
+    depth: Cell<u32>,
+    /// Highest checkpoint serial this lane has taken into account.
+    seen_serial: Cell<u64>,
+    /// Generation of the checkpoint list last synced with.
+    seen_gen: Cell<u64>,
+    /// Chunks above the bump position, kept for reuse (linked by `prev`).
+    spare: Cell<*mut ChunkHeader>,
+    /// Size of the next chunk to ask the space for.
+    next_chunk: Cell<usize>,
+    peak: Cell<u64>,
+    segments: UnsafeCell<SegmentStack>,
+
+    // ---- shared ----
+    owner: CachePadded<AtomicU64>,
+    /// Blocks freed by other threads, linked through their own memory.
+    remote: CachePadded<AtomicPtr<u8>>,
+
+    // ---- immutable after construction ----
+    core: *const ArenaCore,
+    /// The chunk that hosts this lane's own memory (never released before the
+    /// arena is destroyed); null when the lane lives in mapped memory.
+    home: *mut ChunkHeader,
+    /// A stand-in lane with no memory: every request spills.
+    spill_only: bool,
+}
+
+// SAFETY: the owner-only fields (every `Cell` and the segment stack) are
+// accessed only by the thread that holds the claim (see the module docs); the
+// claim is transferred with acquire/release operations on `owner`. The fields
+// other threads touch (`owner`, `remote`) are atomics, and the spill-only
+// lanes that several threads may use at once are never written through their
+// `Cell`s.
+unsafe impl Sync for Lane {}
+// SAFETY: as above; a lane has no thread affinity beyond its claim.
+unsafe impl Send for Lane {}
+
+impl Lane {
+    /// A lane with no memory yet.
+    pub(crate) const fn new(core: *const ArenaCore, first_chunk: usize, spill_only: bool) -> Lane {
+        Lane {
+            bump: Cell::new(ptr::null_mut()),
+            limit: Cell::new(0),
+            top_floor: Cell::new(0),
+            top_live: Cell::new(0),
+            top_bytes: Cell::new(0),
+            allocs: Cell::new(0),
+            bytes: Cell::new(0),
+            high_water: Cell::new(0),
+            retreat_at: Cell::new(0),
+            chunk: Cell::new(ptr::null_mut()),
+            entry_clean: Cell::new(0),
+            top_start: Cell::new(0),
+            depth: Cell::new(0),
+            seen_serial: Cell::new(0),
+            seen_gen: Cell::new(0),
+            spare: Cell::new(ptr::null_mut()),
+            next_chunk: Cell::new(first_chunk),
+            peak: Cell::new(0),
+            segments: UnsafeCell::new(SegmentStack::new()),
+            owner: CachePadded::new(AtomicU64::new(0)),
+            remote: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            core,
+            home: ptr::null_mut(),
+            spill_only,
+        }
+    }
+
+    /// Writes a new lane at `place`. If `home` is not null, the lane starts
+    /// bumping in it at `home.start`.
+    ///
+    /// # Safety
+    /// `place` must be valid for writes of a `Lane` and suitably aligned, and
+    /// stay valid until the arena is destroyed. `home`, if not null, must be a
+    /// chunk acquired for this lane.
+    pub(crate) unsafe fn init(
+        place: *mut Lane,
+        core: *const ArenaCore,
+        home: *mut ChunkHeader,
+        first_chunk: usize,
+        spill_only: bool,
+    ) {
+        let mut lane = Lane::new(core, first_chunk, spill_only);
+        lane.home = home;
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            place.write(lane);
+            if !home.is_null() {
+                (*home).owner.store(place.cast(), Ordering::Release);
+                (*place).enter_chunk(home, (*home).start.get());
+                (*place).refresh_floor();
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn core(&self) -> &ArenaCore {
+        // SAFETY: the core outlives its lanes (it is destroyed last). Only
+        // lanes of an arena call this; the measuring stand-in has no core.
+        unsafe { &*self.core }
+    }
+
+    /// The arena this lane belongs to; `None` for the stand-in lane that
+    /// routes counted calls to the inner allocator during `measure`.
+    #[inline]
+    pub(crate) fn core_opt(&self) -> Option<&ArenaCore> {
+        // SAFETY: as in `core`.
+        unsafe { self.core.as_ref() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_spill_only(&self) -> bool {
+        self.spill_only
+    }
+
+    /// Region nesting on this lane.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn depth(&self) -> &Cell<u32> {
+        &self.depth
+    }
+
+    /// Requests served so far.
+    ///
+    /// # Safety
+    /// Owner only (or a spill-only lane, whose counters never change).
+    pub(crate) unsafe fn allocs(&self) -> u64 {
+        self.allocs.get()
+    }
+
+    /// Bytes requested so far.
+    ///
+    /// # Safety
+    /// As for [`Lane::allocs`].
+    pub(crate) unsafe fn bytes_requested(&self) -> u64 {
+        self.bytes.get()
+    }
+
+    // ------------------------------------------------------------------
+    // allocation
+    // ------------------------------------------------------------------
+
+    /// Bump-allocates `size` bytes aligned to `align` (a power of two) from
+    /// the current chunk. Returns null if they do not fit, or if `align` is
+    /// above [`MAX_ALIGN`]; the caller then takes [`Lane::alloc_slow`]
+    /// (which spills the latter).
+    ///
+    /// # Safety
+    /// Owner only (or a spill-only lane, whose bump pointer is null, so that
+    /// nothing is written).
+    #[inline(always)]
+    pub(crate) unsafe fn try_alloc(&self, size: usize, align: usize) -> *mut u8 {
+        let bump = self.bump.get();
+        // The bump pointer is always 8-aligned: smaller alignments need no
+        // padding. `bump` is a user-space address (< 2^57) and `size` at most
+        // `isize::MAX`, so none of the sums below can wrap.
+        debug_assert!(bump.addr() & 7 == 0, "the bump pointer is 8-aligned");
+        debug_assert!(align.is_power_of_two());
+        let p = if align <= 8 {
+            bump
+        } else if align <= MAX_ALIGN {
+            bump.wrapping_add(bump.addr().wrapping_neg() & (align - 1))
+        } else {
+            return ptr::null_mut();
+        };
+        let rounded = granule(size);
+        let end = p.wrapping_add(rounded);
+        if end.addr() <= self.limit.get() && !bump.is_null() {
+            debug_assert!(
+                p.addr() >= self.top_floor.get(),
+                "bumping below the top floor"
+            );
+            debug_assert!(p.addr() & (align - 1) == 0);
+            self.bump.set(end);
+            self.count_alloc(size, rounded);
+            return p;
+        }
+        ptr::null_mut()
+    }
+
+    #[inline(always)]
+    fn count_alloc(&self, size: usize, rounded: usize) {
+        self.top_live.set(self.top_live.get().wrapping_add(1));
+        self.top_bytes
+            .set(self.top_bytes.get().wrapping_add(rounded as u64));
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(size as u64));
+    }
+
+    /// The slow path of [`Lane::try_alloc`]: catches up with checkpoints
+    /// taken by other threads, moves to a spare or new chunk, and allocates
+    /// there. Returns null if the caller must spill.
+    ///
+    /// # Safety
+    /// As for [`Lane::try_alloc`].
+    #[inline(never)]
+    pub(crate) unsafe fn alloc_slow(&self, size: usize, align: usize) -> *mut u8 {
+        if self.spill_only || align > MAX_ALIGN {
+            return ptr::null_mut();
+        }
+        let core = self.core();
+        if self.seen_gen.get() != core.generation() {
+            // SAFETY: this thread holds the claim (caller contract).
+            unsafe { core.sync_lane(self) };
+        }
+        // SAFETY: owner only, as the caller.
+        let p = unsafe { self.try_alloc(size, align) };
+        if !p.is_null() {
+            return p;
+        }
+        if self.extend_limit(size, align) {
+            // SAFETY: as above.
+            return unsafe { self.try_alloc(size, align) };
+        }
+        if !self.refill(size, align) {
+            return ptr::null_mut();
+        }
+        // `refill` sized the chunk for this request, but guard mode may have
+        // protected part of it.
+        // SAFETY: as above.
+        let p = unsafe { self.try_alloc(size, align) };
+        if p.is_null() && self.extend_limit(size, align) {
+            // SAFETY: as above.
+            return unsafe { self.try_alloc(size, align) };
+        }
+        p
+    }
+
+    /// Zeroes the part of a block just allocated at `p` that may hold stale
+    /// data. Memory above the chunk's dirty mark is known to be zero.
+    ///
+    /// # Safety
+    /// Owner only; `p` is the block of `size` bytes this lane's last
+    /// allocation returned.
+    #[inline]
+    pub(crate) unsafe fn zero_fresh(&self, p: *mut u8, size: usize) {
+        let dirty_end = self.entry_clean.get().max(self.high_water.get());
+        let start = p as usize;
+        if start < dirty_end {
+            let n = (dirty_end - start).min(size);
+            // SAFETY: `[p, p + n)` lies inside the block just allocated.
+            unsafe { ptr::write_bytes(p, 0, n) };
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // freeing and resizing by the owner
+    // ------------------------------------------------------------------
+
+    /// Frees a block in the top segment of the current chunk, if it is one
+    /// (and not the first block of a chunk the lane may move back from).
+    /// Rewinds the bump pointer when the block is the last one allocated.
+    /// Returns false if the caller must take [`Lane::free_local`] or
+    /// [`Lane::free_remote`].
+    ///
+    /// # Safety
+    /// Owner only (or a spill-only lane: its range is empty, so nothing is
+    /// written). `ptr` is a live arena block of `size` bytes that the caller
+    /// gives up.
+    #[inline(always)]
+    pub(crate) unsafe fn try_free_fast(&self, ptr: *mut u8, size: usize) -> bool {
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() && a != self.retreat_at.get() {
+            self.free_top(ptr, size);
+            return true;
+        }
+        false
+    }
+
+    #[inline(always)]
+    fn free_top(&self, ptr: *mut u8, size: usize) {
+        let rounded = granule(size);
+        debug_assert!(self.top_live.get() > 0, "a free in an empty top segment");
+        self.top_live.set(self.top_live.get().wrapping_sub(1));
+        self.top_bytes
+            .set(self.top_bytes.get().wrapping_sub(rounded as u64));
+        let bump = self.bump.get().addr();
+        if ptr.addr().wrapping_add(rounded) == bump {
+            if bump > self.high_water.get() {
+                self.high_water.set(bump);
+            }
+            self.bump.set(ptr);
+        }
+    }
+
+    /// Frees a block of this lane from the owning thread.
+    ///
+    /// # Safety
+    /// Owner only; `ptr` is a live block of this lane, of `size` bytes, that
+    /// the caller gives up.
+    pub(crate) unsafe fn free_local(&self, ptr: *mut u8, size: usize) {
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() {
+            self.free_top(ptr, size);
+            if self.bump.get().addr() == self.retreat_at.get() {
+                self.retreat();
+            }
+        } else {
+            // SAFETY: a live block of this lane is in its chain.
+            let pos = unsafe { self.pos_of(a) };
+            self.account_free(pos, granule(size) as u64);
+        }
+    }
+
+    /// Decrements the counters of the segment holding position `pos`.
+    fn account_free(&self, pos: u64, rounded: u64) {
+        if pos >= self.top_start.get() {
+            self.top_live.set(self.top_live.get().wrapping_sub(1));
+            self.top_bytes
+                .set(self.top_bytes.get().wrapping_sub(rounded));
+            return;
+        }
+        self.segments().account_free(pos, rounded);
+    }
+
+    /// Tries to resize a block of this lane in place. Growth is allowed only
+    /// for the last block, and only if it lies in the top segment (at or
+    /// above the innermost checkpoint); shrinking always succeeds.
+    ///
+    /// # Safety
+    /// Owner only; `ptr` is a live block of this lane of `old` bytes.
+    pub(crate) unsafe fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
+        let old_rounded = granule(old);
+        let new_rounded = granule(new);
+        let a = ptr.addr();
+        if a >= self.top_floor.get() && a < self.limit.get() {
+            let bump = self.bump.get().addr();
+            if a.wrapping_add(old_rounded) == bump {
+                let end = a.wrapping_add(new_rounded);
+                if end > self.limit.get() || end < a {
+                    return false;
+                }
+                if end < bump && bump > self.high_water.get() {
+                    self.high_water.set(bump);
+                }
+                self.bump.set(ptr.wrapping_add(new_rounded));
+            } else if new_rounded > old_rounded {
+                return false;
+            }
+            self.top_bytes.set(
+                self.top_bytes
+                    .get()
+                    .wrapping_add(new_rounded as u64)
+                    .wrapping_sub(old_rounded as u64),
+            );
+        } else {
+            if new_rounded > old_rounded {
+                return false;
+            }
+            // SAFETY: a live block of this lane is in its chain.
+            let pos = unsafe { self.pos_of(a) };
+            if pos >= self.top_start.get() {
+                self.top_bytes.set(
+                    self.top_bytes
+                        .get()
+                        .wrapping_sub((old_rounded - new_rounded) as u64),
+                );
+            } else {
+                self.segments()
+                    .account_shrink(pos, (old_rounded - new_rounded) as u64);
+            }
+        }
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(new as u64));
+        true
+    }
+
+    /// The segment stack.
+    #[allow(clippy::mut_from_ref)]
+    fn segments(&self) -> &mut SegmentStack {
+        // SAFETY: only the owner reaches this (every caller is an owner-only
+        // method), and no caller keeps the reference across another call
+        // that takes it.
+        unsafe { &mut *self.segments.get() }
+    }
+}

@@ -1,0 +1,112 @@
+//! Frees from threads that do not own the lane: a lock-free list through the
+//! freed blocks themselves, drained by the owner.
+//!
+//! Any thread may free a block of a lane it does not hold: the block is
+//! pushed onto the lane's *remote list* (the link, and the block's rounded
+//! size, are written into the freed block) and the owner accounts for it
+//! later ([`Lane::drain`]). When the arena is dropped, the list is *closed*:
+//! later remote frees count down the orphaned arena's live blocks instead,
+//! and the last one destroys it.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::{Lane, granule};
+use crate::arena_core::ArenaCore;
+
+/// Value of `remote` once the arena has been dropped.
+pub(super) const CLOSED: *mut u8 = ptr::without_provenance_mut(1);
+
+impl Lane {
+    /// Frees a block of lane `this` from a thread that does not own it.
+    ///
+    /// Takes a raw pointer because, if the arena was dropped, this free may be
+    /// the last one and destroy the arena, lane included.
+    ///
+    /// # Safety
+    /// `this` must be the lane of the live block at `ptr`, of `size` bytes,
+    /// which the caller gives up.
+    pub(crate) unsafe fn free_remote(this: *const Lane, ptr: *mut u8, size: usize) {
+        let rounded = granule(size);
+        // SAFETY: the lane is alive while one of its blocks is.
+        let (remote, core) = unsafe { (&(*this).remote, (*this).core) };
+        let mut head = remote.load(Ordering::Relaxed);
+        loop {
+            if head == CLOSED {
+                // SAFETY: the arena was dropped and this block was live; the
+                // lane is not touched after this call.
+                unsafe { ArenaCore::orphan_free(core) };
+                return;
+            }
+            // SAFETY: the block is at least 8 bytes and 8-aligned (every arena
+            // block is), 16 bytes if `rounded != 8`; the caller gives it up,
+            // so its memory is ours to use as a list node: the link (tagged in
+            // bit 0 when the block is 8 bytes), then the size.
+            unsafe {
+                if rounded == 8 {
+                    ptr.cast::<*mut u8>().write(head.map_addr(|a| a | 1));
+                } else {
+                    ptr.cast::<*mut u8>().write(head);
+                    ptr.cast::<usize>().add(1).write(rounded);
+                }
+            }
+            match remote.compare_exchange_weak(head, ptr, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Accounts for the blocks other threads freed.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn drain(&self) {
+        let mut head = self.remote.load(Ordering::Relaxed);
+        // Take the list, but never reopen a closed one: frees of a dropped
+        // arena's blocks must keep taking the orphan path.
+        while !head.is_null() && head != CLOSED {
+            match self.remote.compare_exchange_weak(
+                head,
+                ptr::null_mut(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.drain_list(head);
+                    return;
+                }
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Drains the remote list and closes it: later remote frees take the
+    /// orphan path. Used when the arena is dropped.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn close(&self) {
+        let head = self.remote.swap(CLOSED, Ordering::AcqRel);
+        self.drain_list(head);
+    }
+
+    fn drain_list(&self, mut head: *mut u8) {
+        while !head.is_null() && head != CLOSED {
+            // SAFETY: every node was written by `free_remote` before the
+            // release CAS that published it; our acquire swap synchronises.
+            let (next, rounded) = unsafe {
+                let link = head.cast::<*mut u8>().read();
+                if link.addr() & 1 == 1 {
+                    (link.map_addr(|a| a & !1), 8)
+                } else {
+                    (link, head.cast::<usize>().add(1).read())
+                }
+            };
+            // SAFETY: the node was a live block of this lane.
+            let pos = unsafe { self.pos_of(head.addr()) };
+            self.account_free(pos, rounded as u64);
+            head = next;
+        }
+    }
+}

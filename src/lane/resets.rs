@@ -1,0 +1,157 @@
+//! Checkpoints on one lane: boundaries, resets and snapshots. The decisions
+//! are made by the pure segment stack (`segments.rs`); this file moves the
+//! bump pointer to match them.
+
+use super::Lane;
+use super::segments::ResetPlan;
+use crate::checkpoints::CheckpointList;
+
+/// Outcome of resetting one lane.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct LaneReset {
+    pub(crate) reclaimed: u64,
+    pub(crate) escaped_blocks: u64,
+    pub(crate) escaped_bytes: u64,
+    /// The lane held no boundary for the checkpoint (too many nested).
+    pub(crate) untracked: bool,
+}
+
+/// A snapshot of one lane's figures, taken by a thread that holds it.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct LaneStats {
+    pub(crate) allocs: u64,
+    pub(crate) bytes: u64,
+    pub(crate) in_use: u64,
+    pub(crate) peak: u64,
+    pub(crate) live_blocks: u64,
+    pub(crate) live_bytes: u64,
+    pub(crate) chunk_bytes: u64,
+    pub(crate) chunks: u64,
+}
+
+impl Lane {
+    /// Writes the hot top-segment counts into the stack.
+    fn flush_top(&self) {
+        self.segments()
+            .set_top(self.top_live.get(), self.top_bytes.get());
+    }
+
+    /// Reloads the hot top-segment counts from the stack.
+    fn load_top(&self) {
+        let top = self.segments().top();
+        self.top_live.set(top.live);
+        self.top_bytes.set(top.bytes);
+        self.top_start.set(top.start);
+        self.refresh_floor();
+    }
+
+    /// Brings the lane's boundaries in line with the arena's checkpoint list:
+    /// boundaries of checkpoints that are gone lose their tag, and checkpoints
+    /// taken since the last sync get a boundary at the current position.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn sync(&self, checkpoints: &CheckpointList, generation: u64) {
+        self.flush_top();
+        self.segments()
+            .untag_inactive(|serial| checkpoints.is_active(serial));
+        let seen = self.seen_serial.get();
+        let pos = self.pos();
+        for serial in checkpoints.serials() {
+            if serial > seen {
+                // A full stack leaves this checkpoint untracked on this lane.
+                let _ = self.segments().push(pos, serial);
+            }
+        }
+        self.seen_serial.set(checkpoints.last_serial());
+        self.seen_gen.set(generation);
+        self.load_top();
+    }
+
+    /// The generation of the checkpoint list this lane last synced with.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn seen_gen(&self) -> u64 {
+        self.seen_gen.get()
+    }
+
+    /// Resets to the boundary of checkpoint `serial`, or to the very start
+    /// for `None`. Reclaims everything above it if no block there is live;
+    /// otherwise keeps the live segments in place and reclaims only the dead
+    /// tail above the highest live one.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn reset(&self, serial: Option<u64>) -> LaneReset {
+        if self.spill_only {
+            return LaneReset::default();
+        }
+        // SAFETY: owner only, as the caller.
+        unsafe { self.drain() };
+        self.flush_top();
+        let cur = self.pos();
+        let (target, escaped_blocks, escaped_bytes) = match self.segments().plan_reset(serial, cur)
+        {
+            ResetPlan::Untracked => {
+                return LaneReset {
+                    untracked: true,
+                    ..LaneReset::default()
+                };
+            }
+            ResetPlan::Clean { target } => (target, 0, 0),
+            ResetPlan::Escaped {
+                target,
+                live,
+                bytes,
+            } => (target, live, bytes),
+        };
+        debug_assert!(target <= cur, "a reset never moves the bump pointer up");
+        self.rewind(target);
+        self.load_top();
+        LaneReset {
+            reclaimed: cur - target,
+            escaped_blocks,
+            escaped_bytes,
+            untracked: false,
+        }
+    }
+
+    /// Live blocks and bytes in all segments (after [`Lane::drain`]).
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn live(&self) -> (u64, u64) {
+        self.flush_top();
+        self.segments().live()
+    }
+
+    /// A full snapshot.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn stats(&self) -> LaneStats {
+        // SAFETY: owner only, as the caller.
+        let (live_blocks, live_bytes) = unsafe {
+            self.drain();
+            self.live()
+        };
+        self.note_high_water();
+        let (mut chunk_bytes, mut chunks) = (0u64, 0u64);
+        self.for_each_chunk(|c| {
+            // SAFETY: chunks of a lane we hold.
+            chunk_bytes += unsafe { (*c).size } as u64;
+            chunks += 1;
+        });
+        LaneStats {
+            allocs: self.allocs.get(),
+            bytes: self.bytes.get(),
+            in_use: self.pos(),
+            peak: self.peak.get().max(self.pos()),
+            live_blocks,
+            live_bytes,
+            chunk_bytes,
+            chunks,
+        }
+    }
+}

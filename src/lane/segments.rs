@@ -1,0 +1,349 @@
+//! The segment stack of a lane: pure bookkeeping, no memory access.
+//!
+//! Every byte a lane hands out has a logical *position* (see `lane/mod.rs`).
+//! The stack cuts positions into *segments*: each starts at a position and
+//! counts the blocks (and their bytes) allocated at or above it, and below
+//! the next segment, that are still live. A user checkpoint pushes a segment
+//! tagged with its serial. Resetting a checkpoint reclaims everything above
+//! its segment's start only if no segment from there up has a live block;
+//! otherwise the live blocks are kept in place (an *escape*) and only the
+//! dead tail above the highest live segment is reclaimed.
+//!
+//! The lane keeps the top segment's counts in hot cells while it allocates
+//! and writes them here ([`SegmentStack::set_top`]) before any operation
+//! that reads the stack.
+#![forbid(unsafe_code)]
+
+/// Segments a lane can track at once (user checkpoints plus escape splits).
+pub(crate) const MAX_SEGS: usize = 64;
+
+/// One segment: a stretch of positions and the live blocks in it.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// Logical position of the segment's first byte.
+    pub(crate) start: u64,
+    /// Live blocks in the segment.
+    pub(crate) live: u64,
+    /// Bytes (rounded to the 8-byte granule) of those blocks.
+    pub(crate) bytes: u64,
+    /// Serial of the user checkpoint that opened it; 0 for the root segment
+    /// and for segments opened by an escape or left by a checkpoint that is
+    /// gone.
+    pub(crate) serial: u64,
+}
+
+/// What [`SegmentStack::plan_reset`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResetPlan {
+    /// The stack holds no segment for the checkpoint (too many were nested):
+    /// nothing changes.
+    Untracked,
+    /// Nothing from the checkpoint up is live: the bump position moves back
+    /// to `target`, the checkpoint's start.
+    Clean { target: u64 },
+    /// `live` blocks (`bytes` bytes) from the checkpoint up are still live.
+    /// They are kept; the bump position moves back to `target`, the end of
+    /// the highest segment holding one of them.
+    Escaped { target: u64, live: u64, bytes: u64 },
+}
+
+/// A lane's segments, oldest first. Never empty: the root segment starts at
+/// position 0.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentStack {
+    segs: [Segment; MAX_SEGS],
+    len: usize,
+}
+
+impl SegmentStack {
+    /// A stack holding only the root segment.
+    pub(crate) const fn new() -> Self {
+        SegmentStack {
+            segs: [Segment {
+                start: 0,
+                live: 0,
+                bytes: 0,
+                serial: 0,
+            }; MAX_SEGS],
+            len: 1,
+        }
+    }
+
+    /// Number of segments.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The newest segment.
+    pub(crate) fn top(&self) -> Segment {
+        self.segs[self.len - 1]
+    }
+
+    /// Stores the top segment's counts (kept in the lane's hot cells).
+    pub(crate) fn set_top(&mut self, live: u64, bytes: u64) {
+        let top = &mut self.segs[self.len - 1];
+        top.live = live;
+        top.bytes = bytes;
+    }
+
+    /// The segment below the top one that holds position `pos`.
+    fn below_top(&mut self, pos: u64) -> Option<&mut Segment> {
+        let n = self.len;
+        self.segs[..n - 1].iter_mut().rev().find(|s| s.start <= pos)
+    }
+
+    /// Accounts for a freed block at `pos`, below the top segment's start.
+    pub(crate) fn account_free(&mut self, pos: u64, bytes: u64) {
+        if let Some(seg) = self.below_top(pos) {
+            seg.live = seg.live.wrapping_sub(1);
+            seg.bytes = seg.bytes.wrapping_sub(bytes);
+        }
+    }
+
+    /// Accounts for a block at `pos`, below the top segment's start, that
+    /// shrank in place by `by` bytes.
+    pub(crate) fn account_shrink(&mut self, pos: u64, by: u64) {
+        if let Some(seg) = self.below_top(pos) {
+            seg.bytes = seg.bytes.wrapping_sub(by);
+        }
+    }
+
+    /// Opens a segment at position `start` for checkpoint `serial`. When the
+    /// stack is full, first merges the lowest segment that no checkpoint
+    /// opened into the one below it (losing precision, never safety).
+    /// Returns false if the stack is full of checkpoints' segments.
+    pub(crate) fn push(&mut self, start: u64, serial: u64) -> bool {
+        if self.len == MAX_SEGS && !self.compact() {
+            return false;
+        }
+        self.segs[self.len] = Segment {
+            start,
+            live: 0,
+            bytes: 0,
+            serial,
+        };
+        self.len += 1;
+        true
+    }
+
+    fn compact(&mut self) -> bool {
+        let n = self.len;
+        let Some(i) = (1..n).find(|&i| self.segs[i].serial == 0) else {
+            return false;
+        };
+        let merged = self.segs[i];
+        let below = &mut self.segs[i - 1];
+        below.live = below.live.wrapping_add(merged.live);
+        below.bytes = below.bytes.wrapping_add(merged.bytes);
+        self.segs.copy_within(i + 1..n, i);
+        self.len = n - 1;
+        true
+    }
+
+    /// Untags the segments of checkpoints that are no longer active.
+    pub(crate) fn untag_inactive(&mut self, is_active: impl Fn(u64) -> bool) {
+        let n = self.len;
+        for seg in &mut self.segs[1..n] {
+            if seg.serial != 0 && !is_active(seg.serial) {
+                seg.serial = 0;
+            }
+        }
+    }
+
+    /// Live blocks and bytes in all segments.
+    pub(crate) fn live(&self) -> (u64, u64) {
+        self.segs[..self.len].iter().fold((0, 0), |(l, b), s| {
+            (l.wrapping_add(s.live), b.wrapping_add(s.bytes))
+        })
+    }
+
+    /// Decides a reset to checkpoint `serial` (`None`: to position 0) with
+    /// the bump position at `cur`, and updates the stack to match: the
+    /// checkpoint's segment and those above it are removed, or, if some of
+    /// them hold live blocks, merged into one escape segment followed by a
+    /// fresh segment at the new bump position.
+    pub(crate) fn plan_reset(&mut self, serial: Option<u64>, cur: u64) -> ResetPlan {
+        let n = self.len;
+        let k = match serial {
+            None => 0,
+            Some(s) => match (1..n).find(|&i| self.segs[i].serial == s) {
+                Some(i) => i,
+                None => return ResetPlan::Untracked,
+            },
+        };
+        let (mut live, mut bytes, mut highest) = (0u64, 0u64, None);
+        for (i, seg) in self.segs[k..n].iter().enumerate() {
+            live = live.wrapping_add(seg.live);
+            bytes = bytes.wrapping_add(seg.bytes);
+            if seg.live != 0 {
+                highest = Some(k + i);
+            }
+        }
+        match highest {
+            None => {
+                let target = self.segs[k].start;
+                if k == 0 {
+                    self.segs[0] = Segment::default();
+                    self.len = 1;
+                } else {
+                    self.len = k;
+                }
+                ResetPlan::Clean { target }
+            }
+            Some(h) => {
+                let target = if h + 1 < n {
+                    self.segs[h + 1].start
+                } else {
+                    cur
+                };
+                self.segs[k] = Segment {
+                    start: self.segs[k].start,
+                    live,
+                    bytes,
+                    serial: 0,
+                };
+                let mut m = k + 1;
+                if m < MAX_SEGS {
+                    self.segs[m] = Segment {
+                        start: target,
+                        live: 0,
+                        bytes: 0,
+                        serial: 0,
+                    };
+                    m += 1;
+                }
+                self.len = m;
+                ResetPlan::Escaped {
+                    target,
+                    live,
+                    bytes,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stack with the top counts flushed, as the lane does before reads.
+    fn with(live_per_seg: &[(u64, u64, u64)]) -> SegmentStack {
+        let mut s = SegmentStack::new();
+        for (i, &(start, live, serial)) in live_per_seg.iter().enumerate() {
+            if i > 0 {
+                assert!(s.push(start, serial));
+            }
+            s.set_top(live, live * 8);
+        }
+        s
+    }
+
+    #[test]
+    fn a_clean_reset_removes_the_checkpoint_and_everything_above() {
+        let mut s = with(&[(0, 1, 0), (100, 0, 7), (200, 0, 8)]);
+        assert_eq!(s.plan_reset(Some(7), 300), ResetPlan::Clean { target: 100 });
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.live(), (1, 8)); // the root's block is untouched
+    }
+
+    #[test]
+    fn an_escape_keeps_live_segments_and_reclaims_the_dead_tail() {
+        let mut s = with(&[
+            (0, 0, 0),
+            (100, 2, 7),
+            (200, 0, 8),
+            (250, 1, 9),
+            (300, 0, 10),
+        ]);
+        let plan = s.plan_reset(Some(7), 400);
+        // The highest live segment starts at 250 and ends where the next
+        // (dead) one starts: 300.
+        assert_eq!(
+            plan,
+            ResetPlan::Escaped {
+                target: 300,
+                live: 3,
+                bytes: 24
+            }
+        );
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s.top(),
+            Segment {
+                start: 300,
+                ..Segment::default()
+            }
+        );
+        assert_eq!(s.live(), (3, 24));
+    }
+
+    #[test]
+    fn an_escape_in_the_top_segment_keeps_everything_up_to_the_bump() {
+        let mut s = with(&[(0, 0, 0), (100, 1, 7)]);
+        assert_eq!(
+            s.plan_reset(Some(7), 180),
+            ResetPlan::Escaped {
+                target: 180,
+                live: 1,
+                bytes: 8
+            }
+        );
+    }
+
+    #[test]
+    fn a_reset_of_an_untracked_checkpoint_changes_nothing() {
+        let mut s = with(&[(0, 1, 0), (100, 1, 7)]);
+        assert_eq!(s.plan_reset(Some(99), 200), ResetPlan::Untracked);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.live(), (2, 16));
+    }
+
+    #[test]
+    fn a_full_reset_of_an_empty_stack_returns_to_zero() {
+        let mut s = with(&[(0, 0, 0), (64, 0, 3)]);
+        assert_eq!(s.plan_reset(None, 128), ResetPlan::Clean { target: 0 });
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn frees_below_the_top_find_their_segment() {
+        let mut s = with(&[(0, 2, 0), (100, 3, 7), (200, 0, 8)]);
+        s.account_free(150, 8);
+        s.account_free(10, 8);
+        s.account_shrink(120, 4);
+        assert_eq!(s.live(), (3, 24 - 4 + 8 - 8));
+        assert_eq!(
+            s.plan_reset(Some(7), 300),
+            ResetPlan::Escaped {
+                target: 200,
+                live: 2,
+                bytes: 12
+            }
+        );
+    }
+
+    #[test]
+    fn a_full_stack_merges_escape_segments_but_never_checkpoints() {
+        let mut s = SegmentStack::new();
+        for i in 1..MAX_SEGS as u64 {
+            assert!(s.push(i * 10, i));
+        }
+        assert!(!s.push(1000, 999), "full of checkpoints");
+        s.untag_inactive(|serial| serial != 5);
+        // Segment 5 lost its tag: pushing merges it into segment 4.
+        s.set_top(1, 8);
+        assert!(s.push(1000, 1000));
+        assert_eq!(s.len(), MAX_SEGS);
+        assert_eq!(s.live(), (1, 8));
+        assert_eq!(
+            s.plan_reset(Some(4), 2000),
+            ResetPlan::Escaped {
+                target: 1000,
+                live: 1,
+                bytes: 8
+            }
+        );
+    }
+}
