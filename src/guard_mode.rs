@@ -45,11 +45,11 @@ pub(crate) unsafe fn reclaim(chunk: *mut ChunkHeader, from: *mut u8, dirty_end: 
     // SAFETY: `[from, poison_end)` lies inside the chunk, above every live
     // block, below the protected pages.
     unsafe { from.write_bytes(POISON, poison_end - from.addr()) };
-    // SAFETY: whole pages of the caller's chunk above every live block, and
-    // above the header (`from` is at or above the data start).
-    if page < end_of_guard
-        && unsafe { sys::protect(c.wrapping_add(page - c.addr()), end_of_guard - page) }
-    {
+    let protected = page < end_of_guard
+        // SAFETY: whole pages of the caller's chunk above every live block,
+        // and above the header (`from` is at or above the data start).
+        && unsafe { sys::protect(c.wrapping_add(page - c.addr()), end_of_guard - page) };
+    if protected {
         // SAFETY: as above.
         unsafe { (*chunk).guarded_from.set(page - c.addr()) };
         return page;
