@@ -84,6 +84,8 @@ compile_error!(
 
 mod arena;
 mod arena_core;
+mod builder;
+mod checkpoint;
 mod checkpoints;
 mod chunk;
 mod error;
@@ -100,7 +102,9 @@ mod spin;
 mod stats;
 mod sys;
 
-pub use arena::{Arena, ArenaBuilder, BumpArena, Checkpoint, LockedArena};
+pub use arena::{Arena, BumpArena, LockedArena};
+pub use builder::ArenaBuilder;
+pub use checkpoint::Checkpoint;
 pub use error::{ConfigError, ResetError, SpaceError};
 pub use measure::{Measurement, measure};
 pub use region::with_bumper;

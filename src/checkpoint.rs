@@ -1,0 +1,87 @@
+//! [`Checkpoint`]: a position in an arena to reset to later.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+
+use crate::arena_core::ArenaCore;
+
+/// A position in an arena to [`reset_to`](crate::Arena::reset_to) later.
+///
+/// Taken with `checkpoint()` on [`Arena`](crate::Arena) or [`LockedArena`](crate::LockedArena). A reset
+/// consumes it. Dropping it without a reset *discards* it: its allocations
+/// are kept and belong to the enclosing checkpoint. Checkpoints of one thread
+/// are reset innermost first.
+///
+/// A checkpoint is [`UnwindSafe`](std::panic::UnwindSafe) and
+/// [`RefUnwindSafe`](std::panic::RefUnwindSafe) (see
+/// [`Arena`'s unwind safety](crate::Arena#unwind-safety)), so it can be moved into
+/// [`catch_unwind`](std::panic::catch_unwind), for example to catch the panic
+/// of a reset under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic).
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{with_bumper, Arena};
+///
+/// let arena = Arena::new();
+/// let cp = arena.checkpoint();
+/// with_bumper(&arena, || drop(vec![0u8; 100]));
+/// let report = arena.reset_to(cp);
+/// assert!(report.is_clean());
+/// ```
+#[must_use = "a checkpoint does nothing unless passed to `reset_to`; dropping it discards it"]
+pub struct Checkpoint<'a> {
+    pub(crate) core: &'a ArenaCore,
+    serial: u64,
+    /// Checkpoints are per thread, like regions.
+    _not_send: PhantomData<*const ()>,
+}
+
+// See `Arena`: a checkpoint is a serial number; a panic leaves the arena's
+// checkpoint list consistent.
+impl std::panic::UnwindSafe for Checkpoint<'_> {}
+impl std::panic::RefUnwindSafe for Checkpoint<'_> {}
+
+impl<'a> Checkpoint<'a> {
+    /// Id of the arena this checkpoint belongs to.
+    ///
+    /// ```
+    /// let arena = bumper::Arena::new();
+    /// let cp = arena.checkpoint();
+    /// assert_eq!(cp.arena_id(), arena.id());
+    /// ```
+    #[must_use]
+    pub fn arena_id(&self) -> u64 {
+        self.core.id
+    }
+
+    /// A checkpoint token for `serial`, just recorded on `core`.
+    pub(crate) fn new(core: &'a ArenaCore, serial: u64) -> Self {
+        Checkpoint {
+            core,
+            serial,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Consumes the token without discarding the checkpoint.
+    pub(crate) fn into_serial(self) -> u64 {
+        ManuallyDrop::new(self).serial
+    }
+}
+
+impl Drop for Checkpoint<'_> {
+    fn drop(&mut self) {
+        self.core.discard(self.serial);
+    }
+}
+
+impl fmt::Debug for Checkpoint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("arena", &self.core.id)
+            .field("serial", &self.serial)
+            .finish()
+    }
+}
