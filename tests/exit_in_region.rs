@@ -13,48 +13,24 @@
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
 
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use bumper::{Arena, Bumper, LockedArena, is_arena_pointer, with_bumper};
+use common::{Child, Expect, is_child};
 
 #[global_allocator]
 static GLOBAL: Bumper = Bumper::system();
 
-const CHILD_VAR: &str = "BUMPER_EXIT_CHILD";
-
-/// Runs test `name` in a child process in which `CHILD_VAR` is set, and
-/// returns its exit code and standard error. A child that does not end
-/// within a minute is killed and fails the test.
-fn run_child(name: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, name)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("child `{name}` hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn in_child(name: &str) -> bool {
-    std::env::var(CHILD_VAR).as_deref() == Ok(name)
+/// Runs test `name` in a child process, which must exit with status 0, and
+/// checks that the thread-local destructor that runs after the arenas'
+/// destructors found no corrupted memory and ran to its end.
+#[track_caller]
+fn run_child(name: &str) {
+    let out = Child::new(name).run(Expect::Success);
+    assert!(out.stderr.contains("corrupted bytes of x: 0"), "{out}");
+    assert!(out.stderr.contains("later: done"), "{out}");
 }
 
 /// Fails the child from a thread-local destructor, where panicking or
@@ -110,7 +86,7 @@ thread_local! {
 #[test]
 fn exit_inside_a_region_of_a_thread_local_arena() {
     const NAME: &str = "exit_inside_a_region_of_a_thread_local_arena";
-    if in_child(NAME) {
+    if is_child(NAME) {
         std::thread::spawn(|| {
             LATER.with(|_| {});
             A.with(|a| {
@@ -125,16 +101,13 @@ fn exit_inside_a_region_of_a_thread_local_arena() {
         .unwrap();
         unreachable!();
     }
-    let (code, stderr) = run_child(NAME);
-    assert_eq!(code, Some(0), "child failed: {stderr}");
-    assert!(stderr.contains("corrupted bytes of x: 0"), "{stderr}");
-    assert!(stderr.contains("later: done"), "{stderr}");
+    run_child(NAME);
 }
 
 #[test]
 fn exit_inside_nested_regions_of_two_thread_local_arenas() {
     const NAME: &str = "exit_inside_nested_regions_of_two_thread_local_arenas";
-    if in_child(NAME) {
+    if is_child(NAME) {
         std::thread::spawn(|| {
             LATER.with(|_| {});
             A.with(|a| {
@@ -160,16 +133,13 @@ fn exit_inside_nested_regions_of_two_thread_local_arenas() {
         .unwrap();
         unreachable!();
     }
-    let (code, stderr) = run_child(NAME);
-    assert_eq!(code, Some(0), "child failed: {stderr}");
-    assert!(stderr.contains("corrupted bytes of x: 0"), "{stderr}");
-    assert!(stderr.contains("later: done"), "{stderr}");
+    run_child(NAME);
 }
 
 #[test]
 fn exit_drops_a_locked_arena_while_another_thread_is_in_its_region() {
     const NAME: &str = "exit_drops_a_locked_arena_while_another_thread_is_in_its_region";
-    if in_child(NAME) {
+    if is_child(NAME) {
         static READY: AtomicBool = AtomicBool::new(false);
         std::thread::spawn(|| {
             LATER.with(|_| {});
@@ -207,8 +177,5 @@ fn exit_drops_a_locked_arena_while_another_thread_is_in_its_region() {
         .unwrap();
         unreachable!();
     }
-    let (code, stderr) = run_child(NAME);
-    assert_eq!(code, Some(0), "child failed: {stderr}");
-    assert!(stderr.contains("corrupted bytes of x: 0"), "{stderr}");
-    assert!(stderr.contains("later: done"), "{stderr}");
+    run_child(NAME);
 }

@@ -11,8 +11,22 @@
 //! alignment 1 to 4096); freeing on a helper thread; nested regions of two
 //! `Arena`s and a `LockedArena`; `no_escape` blocks and explicit
 //! checkpoints, reset or dropped; full resets (which must fail while a
-//! checkpoint of the arena is open); stats; and dropping an arena, live
-//! blocks and all, and replacing it with a fresh one.
+//! checkpoint of the arena is open); stats; dropping an arena, live blocks
+//! and all, and replacing it with a fresh one; and regions that end out of
+//! order: stackful coroutines (`corosensei`) that enter regions of the
+//! model's arenas and suspend inside them, so that their regions stay in the
+//! thread's list of active regions while the interpreter enters and leaves
+//! its own, and that are later resumed to leave a region (possibly while
+//! newer regions are active) or dropped while suspended (which unwinds them,
+//! ending their regions). Coroutines hold their arenas through `Rc`s: an
+//! arena the model drops while a coroutine holds it lives on until the
+//! coroutine's last region of it ends, and is then dropped inside the
+//! coroutine, often while other regions are active. Arenas that one of the
+//! interpreter's own regions or checkpoints uses are never dropped.
+//!
+//! Where allocations go: to the arena of the newest region still in the
+//! thread's list (the interpreter's or a suspended coroutine's, whichever
+//! began last), or to the inner allocator when the list is empty.
 //!
 //! Predicted exactly: which side (arena or inner allocator) each block is on,
 //! including after `realloc` (a heap block stays on the heap; an arena block
@@ -21,24 +35,38 @@
 //! never happens for a block older than the innermost checkpoint; per arena,
 //! `live_blocks`, `live_bytes`, `allocations`, `bytes_allocated`, `resets`,
 //! `escapes`, `escaped_blocks`, `escaped_bytes`, `active_checkpoints`, zero
-//! spills; at each reset, the blocks that escape (exactly the live blocks of
-//! the arena allocated since the checkpoint) and, if none did, that
+//! spills (also for arenas held only by coroutines), and how many `Rc`s
+//! hold each arena (so an arena is alive exactly while the model says so);
+//! at each reset, the blocks that escape (exactly the live blocks of the
+//! arena allocated since the checkpoint) and, if none did, that
 //! `bytes_in_use` is back at its value at the checkpoint; and every call the
-//! inner allocator gets from this thread. Every block carries a pattern
-//! derived from its id, checked before it is freed or reallocated, after
-//! every reset and arena drop, and at the end; `alloc_zeroed` memory must
-//! read as zero. At the end every arena is empty and resets cleanly to zero
-//! bytes in use.
+//! inner allocator gets from this thread. Unwinding a coroutine allocates
+//! (std boxes the panic payload and the exception) from the newest region,
+//! before any region ends, and frees it all by the end; what it allocates is
+//! measured once per run, in an arena of its own, and predicted from then
+//! on. Every block carries a pattern derived from its id, checked before it
+//! is freed or reallocated, after every reset, arena drop and coroutine
+//! operation, and at the end; `alloc_zeroed` memory must read as zero. At
+//! the end the coroutines still suspended are dropped, and every arena is
+//! empty and resets cleanly to zero bytes in use.
 //!
 //! The interpreter never allocates while a region is active: all of its
 //! structures are allocated, with their final capacity, before the first
 //! operation runs (otherwise its own allocations would land in the arenas and
-//! distort the counts it checks).
+//! distort the counts it checks). Coroutines map their own stacks and do not
+//! allocate.
 //!
 //! Environment: `BUMPER_MODEL_CASES` (number of cases, default 128; 4 under
 //! Miri), `BUMPER_MODEL_OPS` (most operations per case, default 200; 40
 //! under Miri) and `BUMPER_MODEL_SEED` (a fixed generator seed; default
-//! random, and `MIRI_SEED` under Miri). A long run:
+//! random, and `MIRI_SEED` under Miri), and `BUMPER_MODEL_COROUTINES=0` to
+//! leave the coroutine operations out. They are always left out under Miri,
+//! which cannot run corosensei's stack switches (inline assembly), and
+//! `scripts/sanitize.sh` leaves them out under the sanitizers, which need to
+//! be told about stack switches (corosensei does that for AddressSanitizer
+//! only with its `sanitizer` feature, for ThreadSanitizer not at all).
+//! Without them the generator is the one from before they existed, so a
+//! fixed seed still generates the same sequences. A long run:
 //! `BUMPER_MODEL_CASES=100000 cargo test --release --test model`. Under Miri
 //! the variables must be forwarded:
 //! `MIRIFLAGS="-Zmiri-env-forward=BUMPER_MODEL_CASES" BUMPER_MODEL_CASES=8
@@ -49,7 +77,7 @@ counting_shim!();
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
 use std::cell::Cell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::{Condvar, Mutex};
 
 use bumper::{
@@ -57,6 +85,7 @@ use bumper::{
 };
 use common::pattern::{self, check_raw, fill_raw, first_nonzero};
 use common::{InnerCalls, env_or, inner_calls};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -68,6 +97,10 @@ const MAX_FRAMES: usize = 48;
 /// arena; beyond that resets are documented to reclaim nothing, which the
 /// model does not predict).
 const MAX_NO_ESCAPE: usize = 24;
+/// Most coroutines suspended at once.
+const MAX_COROUTINES: usize = 6;
+/// Most regions one coroutine holds at once.
+const MAX_CO_REGIONS: usize = 4;
 
 // ---------------------------------------------------------------------------
 // operations
@@ -117,6 +150,20 @@ enum Op {
     /// `try_reset()` that must fail).
     Reset(u8),
     DropArena(u8),
+    /// Starts a coroutine that enters a region of this arena and suspends
+    /// inside it: the region stays in the thread's list of active regions
+    /// until the coroutine leaves it or is dropped.
+    CoStart(u8),
+    /// Resumes a suspended coroutine (this index, modulo their number),
+    /// which enters one more region, of this arena, and suspends inside it.
+    CoEnter(u16, u8),
+    /// Resumes a suspended coroutine, which leaves its newest region (out of
+    /// order if newer regions are active) and suspends again, or returns if
+    /// that was its last one.
+    CoLeave(u16),
+    /// Drops a suspended coroutine: unwinding its stack ends all of its
+    /// regions, newest first.
+    CoDrop(u16),
 }
 
 struct Params {
@@ -126,6 +173,8 @@ struct Params {
     max_ops: usize,
     small_max: usize,
     large_max: usize,
+    /// Whether the coroutine operations are generated.
+    coroutines: bool,
 }
 
 /// The generator seed under Miri, chosen so that its few cases include
@@ -142,6 +191,9 @@ fn params() -> Params {
             small_max: 256,
             // Still crosses the 64 KiB first chunk.
             large_max: 70 << 10,
+            // corosensei switches stacks with inline assembly, which Miri
+            // cannot run.
+            coroutines: false,
         }
     } else {
         Params {
@@ -151,11 +203,12 @@ fn params() -> Params {
             small_max: 2048,
             // Larger than the 256 KiB second chunk.
             large_max: 300 << 10,
+            coroutines: env_or("BUMPER_MODEL_COROUTINES", 1u8) != 0,
         }
     }
 }
 
-fn op_strategy(p: &Params) -> impl Strategy<Value = Op> + use<> {
+fn op_strategy(p: &Params) -> BoxedStrategy<Op> {
     let size = prop_oneof![
         24 => 1..=p.small_max,
         1 => p.small_max + 1..=p.large_max,
@@ -169,7 +222,10 @@ fn op_strategy(p: &Params) -> impl Strategy<Value = Op> + use<> {
         (1u16..=256).prop_map(Resize::ShrinkBy),
     ];
     let slot = 0u8..SLOTS as u8;
-    prop_oneof![
+    // Without the coroutine operations this is the whole strategy, so that a
+    // fixed seed generates the same sequences as before they were added
+    // (under Miri, `MIRI_SEED` was chosen for those).
+    let base = prop_oneof![
         30 => (size, align_log2, prop::bool::weighted(0.2)).prop_map(|(size, align_log2, zeroed)| {
             Op::Alloc { size, align_log2, zeroed }
         }),
@@ -183,8 +239,20 @@ fn op_strategy(p: &Params) -> impl Strategy<Value = Op> + use<> {
         6 => Just(Op::NoEscapeEnd),
         4 => slot.clone().prop_map(Op::Stats),
         2 => slot.clone().prop_map(Op::Reset),
-        3 => slot.prop_map(Op::DropArena),
-    ]
+        3 => slot.clone().prop_map(Op::DropArena),
+    ];
+    if !p.coroutines {
+        return base.boxed();
+    }
+    let co = prop_oneof![
+        5 => slot.clone().prop_map(Op::CoStart),
+        2 => (any::<u16>(), slot).prop_map(|(co, arena)| Op::CoEnter(co, arena)),
+        5 => any::<u16>().prop_map(Op::CoLeave),
+        2 => any::<u16>().prop_map(Op::CoDrop),
+    ];
+    // 97 is the total weight of `base`: its operations keep their weights,
+    // and one operation in 8 is a coroutine operation.
+    prop_oneof![97 => base, 14 => co].boxed()
 }
 
 // ---------------------------------------------------------------------------
@@ -270,6 +338,14 @@ enum Handle {
     Locked(Rc<LockedArena>),
 }
 
+/// The model's handle to an arena it dropped from its slot while coroutines
+/// still held it: a `Weak`, which keeps only the `Rc`'s heap box, not the
+/// arena, so the arena is dropped when the coroutines' last handle goes.
+enum WeakHandle {
+    Plain(Weak<Arena>),
+    Locked(Weak<LockedArena>),
+}
+
 impl Handle {
     fn stats(&self) -> ArenaStats {
         match self {
@@ -284,10 +360,35 @@ impl Handle {
             Handle::Locked(a) => Rc::strong_count(a),
         }
     }
+
+    fn downgrade(&self) -> WeakHandle {
+        match self {
+            Handle::Plain(a) => WeakHandle::Plain(Rc::downgrade(a)),
+            Handle::Locked(a) => WeakHandle::Locked(Rc::downgrade(a)),
+        }
+    }
 }
 
-struct Slot {
-    handle: Handle,
+impl WeakHandle {
+    /// The arena's stats, if it is still alive.
+    fn stats(&self) -> Option<ArenaStats> {
+        match self {
+            WeakHandle::Plain(w) => w.upgrade().map(|a| a.stats()),
+            WeakHandle::Locked(w) => w.upgrade().map(|a| a.stats()),
+        }
+    }
+
+    fn users(&self) -> usize {
+        match self {
+            WeakHandle::Plain(w) => w.strong_count(),
+            WeakHandle::Locked(w) => w.strong_count(),
+        }
+    }
+}
+
+/// The model of one arena instance: its predicted counters.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
     inst: u32,
     /// Predicted `allocations` and `bytes_allocated`.
     allocs: u64,
@@ -299,10 +400,9 @@ struct Slot {
     escaped_bytes: u64,
 }
 
-impl Slot {
-    fn new(handle: Handle, inst: u32) -> Slot {
-        Slot {
-            handle,
+impl Counts {
+    fn new(inst: u32) -> Counts {
+        Counts {
             inst,
             allocs: 0,
             bytes: 0,
@@ -311,6 +411,128 @@ impl Slot {
             escaped_blocks: 0,
             escaped_bytes: 0,
         }
+    }
+}
+
+struct Slot {
+    handle: Handle,
+    c: Counts,
+}
+
+impl Slot {
+    fn new(handle: Handle, inst: u32) -> Slot {
+        Slot {
+            handle,
+            c: Counts::new(inst),
+        }
+    }
+}
+
+/// An arena dropped from its slot while coroutines held it (see
+/// [`WeakHandle`]). No frame of the interpreter can use it, so it never has
+/// a checkpoint; allocations go to it while one of its regions is the
+/// newest in the thread's list.
+struct Retired {
+    arena: WeakHandle,
+    c: Counts,
+}
+
+/// Who holds an active region: the interpreter's own stack (a
+/// `Frame::Region`), or a suspended coroutine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Main,
+    Co(u32),
+}
+
+/// One active region, as the model expects bumper's per-thread list to hold
+/// it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    inst: u32,
+    holder: Holder,
+}
+
+/// What the interpreter tells a coroutine when it resumes it.
+enum Cmd {
+    /// Enter a region of this arena and suspend inside it.
+    Enter(Handle),
+    /// Leave the newest region, then suspend (or return, if it was the last).
+    Leave,
+}
+
+/// A coroutine that holds regions: it starts by entering one (the first
+/// `resume` must pass `Cmd::Enter`) and returns when it has left all.
+fn coroutine() -> Coroutine<Cmd, (), ()> {
+    Coroutine::new(|y: &Yielder<Cmd, ()>, first: Cmd| {
+        let Cmd::Enter(h) = first else {
+            unreachable!("a coroutine starts by entering a region")
+        };
+        co_region(y, h);
+    })
+}
+
+/// Inside a coroutine: enters a region of `h`'s arena, suspends inside it,
+/// and serves commands (nested regions) until told to leave it.
+fn co_region(y: &Yielder<Cmd, ()>, h: Handle) {
+    let serve = || {
+        while let Cmd::Enter(inner) = y.suspend(()) {
+            co_region(y, inner);
+        }
+    };
+    match &h {
+        Handle::Plain(a) => with_bumper(&**a, serve),
+        Handle::Locked(a) => with_bumper(&**a, serve),
+    }
+    // `h` goes here, after its region ended: if it was the last handle of
+    // an arena the model dropped, the arena is dropped now, possibly while
+    // newer regions (of the interpreter or of other coroutines) are active.
+}
+
+/// A suspended coroutine and what the model knows of it.
+struct Co {
+    id: u32,
+    co: Coroutine<Cmd, (), ()>,
+    /// Regions it holds (at least one while it is suspended).
+    depth: usize,
+}
+
+/// What unwinding a suspended coroutine allocates (std boxes the panic
+/// payload and the exception), all of it before the unwinding leaves any
+/// region, so from the newest active region; all of it is freed by the end
+/// of the unwinding. Measured once per run, see [`measure_unwind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct UnwindCost {
+    allocs: u64,
+    bytes: u64,
+}
+
+/// Drops a coroutine suspended in a region of a fresh arena, with no other
+/// region active, and returns what the unwinding allocated there. Checks
+/// that it freed all of it, and that nothing reached the inner allocator.
+fn measure_unwind() -> UnwindCost {
+    let arena = Rc::new(Arena::new());
+    let mut co = coroutine();
+    let r = co.resume(Cmd::Enter(Handle::Plain(Rc::clone(&arena))));
+    assert!(matches!(r, CoroutineResult::Yield(())));
+    let before = arena.stats();
+    let start = inner_calls();
+    drop(co);
+    let end = inner_calls();
+    let after = arena.stats();
+    assert_eq!(
+        (end.allocs, end.frees, end.reallocs),
+        (start.allocs, start.frees, start.reallocs),
+        "unwinding a coroutine called the inner allocator"
+    );
+    assert_eq!(
+        (after.live_blocks, Rc::strong_count(&arena)),
+        (0, 1),
+        "unwinding a coroutine left blocks or a handle behind\n{after}"
+    );
+    UnwindCost {
+        allocs: after.allocations - before.allocations,
+        bytes: after.bytes_allocated - before.bytes_allocated,
     }
 }
 
@@ -346,6 +568,22 @@ struct Coverage {
     drops_with_live_blocks: Cell<u64>,
     orphan_frees: Cell<u64>,
     max_depth: Cell<u64>,
+    co_starts: Cell<u64>,
+    co_enters: Cell<u64>,
+    co_leaves: Cell<u64>,
+    co_unwinds: Cell<u64>,
+    /// Of those, the ones still suspended at the end of a case.
+    co_unwinds_at_end: Cell<u64>,
+    /// Region exits (of the interpreter or of a coroutine) that removed an
+    /// entry other than the newest.
+    out_of_order_exits: Cell<u64>,
+    /// Blocks served by a region that a coroutine holds.
+    co_region_allocs: Cell<u64>,
+    /// Arenas dropped by the model while a coroutine held them, and those
+    /// of them whose last handle went in a coroutine, with regions active.
+    arenas_retired: Cell<u64>,
+    arenas_dropped_in_regions: Cell<u64>,
+    max_coroutines: Cell<u64>,
 }
 
 impl std::fmt::Display for Coverage {
@@ -367,6 +605,22 @@ impl std::fmt::Display for Coverage {
             ("arena drops with live blocks", &self.drops_with_live_blocks),
             ("orphan frees", &self.orphan_frees),
             ("deepest nesting", &self.max_depth),
+            ("coroutine starts", &self.co_starts),
+            ("nested coroutine regions", &self.co_enters),
+            ("coroutine region exits", &self.co_leaves),
+            ("coroutines unwound", &self.co_unwinds),
+            ("of which at the end", &self.co_unwinds_at_end),
+            ("out-of-order exits", &self.out_of_order_exits),
+            ("allocs in coroutine regions", &self.co_region_allocs),
+            (
+                "arenas outliving their slot in coroutines",
+                &self.arenas_retired,
+            ),
+            (
+                "dropped in a coroutine amid other regions",
+                &self.arenas_dropped_in_regions,
+            ),
+            ("most coroutines at once", &self.max_coroutines),
         ];
         for (i, (name, v)) in fields.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
@@ -387,9 +641,20 @@ struct State<'h> {
     /// Live blocks, oldest (re)allocation first.
     blocks: Vec<Block>,
     frames: Vec<Frame>,
+    /// The thread's active regions, oldest first, as bumper's list must
+    /// hold them: the interpreter's (`Frame::Region`) and the suspended
+    /// coroutines'. The newest decides where allocations go.
+    regions: Vec<Entry>,
+    /// Suspended coroutines, oldest first.
+    cos: Vec<Co>,
+    /// Arenas dropped from their slot that coroutines still hold.
+    retired: Vec<Retired>,
     next_id: u64,
     seq: u64,
     next_inst: u32,
+    next_co: u32,
+    /// What unwinding a coroutine allocates.
+    unwind: UnwindCost,
     helper: &'h Helper,
     cov: &'h Coverage,
     /// Predicted calls to the inner allocator from this thread.
@@ -405,7 +670,7 @@ fn new_handle(slot: usize) -> Handle {
 }
 
 impl<'h> State<'h> {
-    fn new(ops: &[Op], helper: &'h Helper, cov: &'h Coverage) -> Self {
+    fn new(ops: &[Op], unwind: UnwindCost, helper: &'h Helper, cov: &'h Coverage) -> Self {
         // Arenas that replace dropped ones are made now: `Rc::new` allocates.
         let drops = |kind: fn(usize) -> bool| {
             ops.iter()
@@ -420,9 +685,14 @@ impl<'h> State<'h> {
             spare_locked: (0..n_locked).map(|_| Rc::new(LockedArena::new())).collect(),
             blocks: Vec::with_capacity(ops.len() + 1),
             frames: Vec::with_capacity(MAX_FRAMES + 1),
+            regions: Vec::with_capacity(MAX_FRAMES + MAX_COROUTINES * MAX_CO_REGIONS + 1),
+            cos: Vec::with_capacity(MAX_COROUTINES + 1),
+            retired: Vec::with_capacity(n_plain + n_locked + 1),
             next_id: 1,
             seq: 0,
             next_inst: SLOTS as u32,
+            next_co: 0,
+            unwind,
             helper,
             cov,
             inner: InnerCalls {
@@ -433,26 +703,59 @@ impl<'h> State<'h> {
         }
     }
 
-    /// The slot of the innermost region, if any.
-    fn context(&self) -> Option<usize> {
-        self.frames.iter().rev().find_map(|f| match *f {
-            Frame::Region { slot } => Some(slot),
-            Frame::NoEscape { .. } => None,
-        })
+    /// The arena instance of the newest active region (the interpreter's
+    /// or a suspended coroutine's), if any: where allocations go.
+    fn context(&self) -> Option<u32> {
+        self.regions.last().map(|e| e.inst)
     }
 
     fn context_owner(&self) -> Owner {
         match self.context() {
-            Some(s) => Owner::Arena(self.slots[s].inst),
+            Some(inst) => Owner::Arena(inst),
             None => Owner::Heap,
         }
     }
 
-    fn slot_of(&self, owner: Owner) -> Option<usize> {
-        match owner {
-            Owner::Heap => None,
-            Owner::Arena(inst) => (0..SLOTS).find(|&s| self.slots[s].inst == inst),
+    fn slot_of_inst(&self, inst: u32) -> Option<usize> {
+        (0..SLOTS).find(|&s| self.slots[s].c.inst == inst)
+    }
+
+    /// Whether arena instance `inst` still exists (in a slot, or retired
+    /// and held by a coroutine); its blocks are orphans otherwise.
+    fn is_alive(&self, inst: u32) -> bool {
+        self.slot_of_inst(inst).is_some() || self.retired.iter().any(|r| r.c.inst == inst)
+    }
+
+    fn counts_mut(&mut self, inst: u32) -> &mut Counts {
+        if let Some(s) = self.slot_of_inst(inst) {
+            return &mut self.slots[s].c;
         }
+        match self.retired.iter_mut().find(|r| r.c.inst == inst) {
+            Some(r) => &mut r.c,
+            None => panic!("arena instance {inst} was served an allocation after it was dropped"),
+        }
+    }
+
+    /// Removes `holder`'s newest entry from the list of active regions, as
+    /// bumper does when that region ends, and returns it.
+    fn end_region(&mut self, holder: Holder) -> Entry {
+        let i = self
+            .regions
+            .iter()
+            .rposition(|e| e.holder == holder)
+            .expect("the region that ends is in the list");
+        if i + 1 != self.regions.len() {
+            inc(&self.cov.out_of_order_exits);
+        }
+        self.regions.remove(i)
+    }
+
+    /// Handles that coroutines hold for their regions of arena `inst`.
+    fn co_users(&self, inst: u32) -> usize {
+        self.regions
+            .iter()
+            .filter(|e| e.inst == inst && e.holder != Holder::Main)
+            .count()
     }
 
     fn pick(&self, p: Pick) -> Option<usize> {
@@ -504,58 +807,121 @@ impl<'h> State<'h> {
     /// Compares an arena's counters with the model.
     fn check_arena(&self, slot: usize, when: &'static str) -> ArenaStats {
         let sl = &self.slots[slot];
-        let s = sl.handle.stats();
-        let (live, bytes) = self.live_of(sl.inst, 0);
         let cps = self
             .frames
             .iter()
             .filter(|f| matches!(f, Frame::NoEscape { slot: x, .. } if *x == slot))
             .count() as u32;
+        let users = 1
+            + self
+                .frames
+                .iter()
+                .filter(|f| match **f {
+                    Frame::Region { slot: x } | Frame::NoEscape { slot: x, .. } => x == slot,
+                })
+                .count()
+            + self.co_users(sl.c.inst);
         assert_eq!(
-            s.live_blocks, live,
-            "{when}: live blocks of slot {slot}\n{s}"
+            sl.handle.users(),
+            users,
+            "{when}: handles of slot {slot} (the slot's, one per frame and one per coroutine region)"
         );
-        assert_eq!(
-            s.live_bytes, bytes,
-            "{when}: live bytes of slot {slot}\n{s}"
-        );
-        assert_eq!(
-            s.allocations, sl.allocs,
-            "{when}: allocations of slot {slot}\n{s}"
-        );
-        assert_eq!(
-            s.bytes_allocated, sl.bytes,
-            "{when}: bytes allocated of slot {slot}\n{s}"
-        );
-        assert_eq!(s.resets, sl.resets, "{when}: resets of slot {slot}\n{s}");
-        assert_eq!(s.escapes, sl.escapes, "{when}: escapes of slot {slot}\n{s}");
-        assert_eq!(
-            s.escaped_blocks, sl.escaped_blocks,
-            "{when}: escaped blocks of slot {slot}\n{s}"
-        );
-        assert_eq!(
-            s.escaped_bytes, sl.escaped_bytes,
-            "{when}: escaped bytes of slot {slot}\n{s}"
-        );
-        assert_eq!(s.spills, 0, "{when}: spills of slot {slot}\n{s}");
-        assert_eq!(s.busy_lanes, 0, "{when}: busy lanes of slot {slot}\n{s}");
-        assert_eq!(
-            s.active_checkpoints, cps,
-            "{when}: checkpoints of slot {slot}\n{s}"
-        );
-        assert!(s.live_bytes <= s.bytes_in_use, "{when}: slot {slot}\n{s}");
-        assert!(
-            s.bytes_in_use <= s.peak_bytes_in_use,
-            "{when}: slot {slot}\n{s}"
-        );
-        assert!(s.bytes_in_use <= s.chunk_bytes, "{when}: slot {slot}\n{s}");
+        let s = sl.handle.stats();
+        self.check_counts(&s, &sl.c, cps, when);
         s
     }
 
-    fn count_arena_alloc(&mut self, slot: Option<usize>, size: usize) {
-        if let Some(s) = slot {
-            self.slots[s].allocs += 1;
-            self.slots[s].bytes += size as u64;
+    /// Compares the counters of every arena that the model dropped but
+    /// coroutines still hold with the model.
+    fn check_retired(&self, when: &'static str) {
+        for r in &self.retired {
+            assert_eq!(
+                r.arena.users(),
+                self.co_users(r.c.inst),
+                "{when}: handles of dropped arena instance {} (one per coroutine region)",
+                r.c.inst
+            );
+            let s = r.arena.stats().expect("held by a coroutine, so alive");
+            self.check_counts(&s, &r.c, 0, when);
+        }
+    }
+
+    fn check_counts(&self, s: &ArenaStats, c: &Counts, cps: u32, when: &'static str) {
+        let inst = c.inst;
+        let (live, bytes) = self.live_of(inst, 0);
+        assert_eq!(
+            s.live_blocks, live,
+            "{when}: live blocks of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.live_bytes, bytes,
+            "{when}: live bytes of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.allocations, c.allocs,
+            "{when}: allocations of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.bytes_allocated, c.bytes,
+            "{when}: bytes allocated of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.resets, c.resets,
+            "{when}: resets of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.escapes, c.escapes,
+            "{when}: escapes of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.escaped_blocks, c.escaped_blocks,
+            "{when}: escaped blocks of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.escaped_bytes, c.escaped_bytes,
+            "{when}: escaped bytes of arena instance {inst}\n{s}"
+        );
+        assert_eq!(s.spills, 0, "{when}: spills of arena instance {inst}\n{s}");
+        assert_eq!(
+            s.busy_lanes, 0,
+            "{when}: busy lanes of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            s.active_checkpoints, cps,
+            "{when}: checkpoints of arena instance {inst}\n{s}"
+        );
+        assert!(
+            s.live_bytes <= s.bytes_in_use,
+            "{when}: arena instance {inst}\n{s}"
+        );
+        assert!(
+            s.bytes_in_use <= s.peak_bytes_in_use,
+            "{when}: arena instance {inst}\n{s}"
+        );
+        assert!(
+            s.bytes_in_use <= s.chunk_bytes,
+            "{when}: arena instance {inst}\n{s}"
+        );
+    }
+
+    /// Counts `n` allocations of `bytes` bytes in all on arena instance
+    /// `inst`, or nothing for the heap.
+    fn count_arena(&mut self, inst: Option<u32>, n: u64, bytes: u64) {
+        if let Some(inst) = inst {
+            let c = self.counts_mut(inst);
+            c.allocs += n;
+            c.bytes += bytes;
+        }
+    }
+
+    fn count_arena_alloc(&mut self, inst: Option<u32>, size: usize) {
+        self.count_arena(inst, 1, size as u64);
+        if self
+            .regions
+            .last()
+            .is_some_and(|e| e.holder != Holder::Main)
+        {
+            inc(&self.cov.co_region_allocs);
         }
     }
 
@@ -614,7 +980,7 @@ impl<'h> State<'h> {
     }
 
     fn note_free(&self, b: &Block) {
-        if b.owner != Owner::Heap && self.slot_of(b.owner).is_none() {
+        if matches!(b.owner, Owner::Arena(inst) if !self.is_alive(inst)) {
             inc(&self.cov.orphan_frees);
         }
     }
@@ -674,10 +1040,14 @@ impl<'h> State<'h> {
                 // Growth in place only for a block allocated after the
                 // innermost checkpoint of its arena (else a reset to that
                 // checkpoint would reclaim the tail).
-                let slot = ctx.expect("in place means in a region");
-                let floor = self.frames.iter().rev().find_map(|f| match *f {
-                    Frame::NoEscape { slot: x, seq } if x == slot => Some(seq),
-                    _ => None,
+                // Only the interpreter takes checkpoints, on arenas in
+                // slots (an arena with a frame on it is never dropped).
+                let inst = ctx.expect("in place means in a region");
+                let floor = self.slot_of_inst(inst).and_then(|slot| {
+                    self.frames.iter().rev().find_map(|f| match *f {
+                        Frame::NoEscape { slot: x, seq } if x == slot => Some(seq),
+                        _ => None,
+                    })
                 });
                 if let Some(floor) = floor {
                     assert!(
@@ -749,18 +1119,18 @@ impl<'h> State<'h> {
             return;
         }
         let r = result.expect("a full reset with no checkpoint open");
-        let (n, bytes) = self.live_of(self.slots[slot].inst, 0);
+        let (n, bytes) = self.live_of(self.slots[slot].c.inst, 0);
         assert_eq!(
             (r.escaped_blocks, r.escaped_bytes, r.busy_lanes, r.untracked),
             (n, bytes, 0, false),
             "full reset of slot {slot}: {r}"
         );
         let sl = &mut self.slots[slot];
-        sl.resets += 1;
+        sl.c.resets += 1;
         if n > 0 {
-            sl.escapes += 1;
-            sl.escaped_blocks += n;
-            sl.escaped_bytes += bytes;
+            sl.c.escapes += 1;
+            sl.c.escaped_blocks += n;
+            sl.c.escaped_bytes += bytes;
         }
         let s = self.check_arena(slot, "after a full reset");
         if n == 0 {
@@ -773,24 +1143,180 @@ impl<'h> State<'h> {
     }
 
     fn op_drop_arena(&mut self, slot: usize) {
-        if self.slots[slot].handle.users() != 1 {
+        let used = self.frames.iter().any(|f| match *f {
+            Frame::Region { slot: x } | Frame::NoEscape { slot: x, .. } => x == slot,
+        });
+        if used {
             return; // a frame uses it
         }
+        let old_inst = self.slots[slot].c.inst;
+        let co_users = self.co_users(old_inst);
+        assert_eq!(
+            self.slots[slot].handle.users(),
+            1 + co_users,
+            "handles of slot {slot} before dropping it (the slot's and one per coroutine region)"
+        );
         let fresh = match self.slots[slot].handle {
             Handle::Plain(_) => Handle::Plain(self.spare_plain.pop().expect("pre-made arena")),
             Handle::Locked(_) => Handle::Locked(self.spare_locked.pop().expect("pre-made arena")),
         };
-        let old_inst = self.slots[slot].inst;
-        let (live, _) = self.live_of(old_inst, 0);
-        if live > 0 {
-            inc(&self.cov.drops_with_live_blocks);
-        }
         let old = std::mem::replace(&mut self.slots[slot], Slot::new(fresh, self.next_inst));
         self.next_inst += 1;
-        drop(old);
-        self.inner.frees += 1; // the `Rc`'s heap box
-        // Its live blocks are orphans now; they must stay valid.
+        if co_users == 0 {
+            let (live, _) = self.live_of(old_inst, 0);
+            if live > 0 {
+                inc(&self.cov.drops_with_live_blocks);
+            }
+            drop(old);
+            self.inner.frees += 1; // the `Rc`'s heap box
+        } else {
+            // Coroutines hold it for their regions: the arena lives on until
+            // the last of them ends (see `bury`).
+            let Slot { handle, c } = old;
+            self.retired.push(Retired {
+                arena: handle.downgrade(),
+                c,
+            });
+            drop(handle);
+            inc(&self.cov.arenas_retired);
+            self.check_retired("after dropping an arena that coroutines hold");
+        }
+        // Its live blocks are orphans now (or still the retired arena's);
+        // they must stay valid.
         self.check_all_blocks("after dropping an arena");
+    }
+
+    /// An arena that the model dropped while coroutines held it is dropped
+    /// when the last of their regions of it ends. Checks that each one no
+    /// longer held is gone, frees what the model kept of it (the `Weak`, and
+    /// with it the `Rc`'s heap box), and checks the others.
+    fn bury(&mut self, when: &'static str) {
+        let mut i = 0;
+        while i < self.retired.len() {
+            let inst = self.retired[i].c.inst;
+            if self.co_users(inst) > 0 {
+                i += 1;
+                continue;
+            }
+            let r = self.retired.remove(i);
+            assert_eq!(
+                r.arena.users(),
+                0,
+                "{when}: arena instance {inst} outlived the last coroutine region that held it"
+            );
+            let (live, _) = self.live_of(inst, 0);
+            if live > 0 {
+                inc(&self.cov.drops_with_live_blocks);
+            }
+            if !self.regions.is_empty() {
+                inc(&self.cov.arenas_dropped_in_regions);
+            }
+            drop(r);
+            self.inner.frees += 1; // the `Rc`'s heap box, with the last `Weak`
+        }
+        self.check_retired(when);
+    }
+
+    /// Checks every arena and block after a coroutine operation.
+    fn after_co_op(&self, when: &'static str) {
+        for slot in 0..SLOTS {
+            self.check_arena(slot, when);
+        }
+        self.check_retired(when);
+        self.check_all_blocks(when);
+    }
+
+    fn pick_co(&self, index: u16) -> Option<usize> {
+        match self.cos.len() {
+            0 => None,
+            n => Some(index as usize % n),
+        }
+    }
+
+    /// Resumes coroutine `i`, which enters a region of `slot`'s arena and
+    /// suspends inside it: the newest region in the thread's list.
+    fn co_enter(&mut self, i: usize, slot: usize) {
+        let inst = self.slots[slot].c.inst;
+        let holder = Holder::Co(self.cos[i].id);
+        self.regions.push(Entry { inst, holder });
+        let h = self.slots[slot].handle.clone();
+        let r = self.cos[i].co.resume(Cmd::Enter(h));
+        assert!(
+            matches!(r, CoroutineResult::Yield(())),
+            "{holder:?} did not suspend inside the region it entered"
+        );
+        self.cos[i].depth += 1;
+    }
+
+    fn op_co_start(&mut self, slot: usize) {
+        if self.cos.len() >= MAX_COROUTINES {
+            return;
+        }
+        // `Coroutine::new` maps a stack of its own; it does not allocate.
+        self.cos.push(Co {
+            id: self.next_co,
+            co: coroutine(),
+            depth: 0,
+        });
+        self.next_co += 1;
+        self.co_enter(self.cos.len() - 1, slot);
+        inc(&self.cov.co_starts);
+        let n = self.cos.len() as u64;
+        self.cov
+            .max_coroutines
+            .set(self.cov.max_coroutines.get().max(n));
+        self.after_co_op("after a coroutine started in a region");
+    }
+
+    fn op_co_enter(&mut self, index: u16, slot: usize) {
+        let Some(i) = self.pick_co(index) else { return };
+        if self.cos[i].depth >= MAX_CO_REGIONS {
+            return;
+        }
+        self.co_enter(i, slot);
+        inc(&self.cov.co_enters);
+        self.after_co_op("after a coroutine entered a nested region");
+    }
+
+    fn op_co_leave(&mut self, index: u16) {
+        let Some(i) = self.pick_co(index) else { return };
+        let holder = Holder::Co(self.cos[i].id);
+        self.end_region(holder);
+        let r = self.cos[i].co.resume(Cmd::Leave);
+        self.cos[i].depth -= 1;
+        if self.cos[i].depth == 0 {
+            assert!(
+                matches!(r, CoroutineResult::Return(())),
+                "{holder:?} left its last region but did not return"
+            );
+            // Finished: dropping it unwinds nothing.
+            drop(self.cos.remove(i));
+        } else {
+            assert!(
+                matches!(r, CoroutineResult::Yield(())),
+                "{holder:?} did not suspend after leaving a region"
+            );
+        }
+        inc(&self.cov.co_leaves);
+        self.bury("after a coroutine left a region");
+        self.after_co_op("after a coroutine left a region");
+    }
+
+    fn op_co_drop(&mut self, index: u16) {
+        let Some(i) = self.pick_co(index) else { return };
+        let co = self.cos.remove(i);
+        // The unwinding allocates before it leaves any region, so in the
+        // newest one (never on the heap: this coroutine holds a region).
+        let ctx = self.context();
+        assert!(ctx.is_some());
+        self.count_arena(ctx, self.unwind.allocs, self.unwind.bytes);
+        for _ in 0..co.depth {
+            self.end_region(Holder::Co(co.id));
+        }
+        drop(co);
+        inc(&self.cov.co_unwinds);
+        self.bury("after dropping a suspended coroutine");
+        self.after_co_op("after dropping a suspended coroutine");
     }
 
     /// Checks the reset at the end of a `no_escape` block on `slot` that
@@ -804,7 +1330,7 @@ impl<'h> State<'h> {
         before: &ArenaStats,
         report: Option<ResetReport>,
     ) {
-        let (n, bytes) = self.live_of(self.slots[slot].inst, seq);
+        let (n, bytes) = self.live_of(self.slots[slot].c.inst, seq);
         if let Some(r) = report {
             assert_eq!(
                 (r.escaped_blocks, r.escaped_bytes, r.busy_lanes),
@@ -814,11 +1340,11 @@ impl<'h> State<'h> {
             assert_eq!((r.concurrent_checkpoints, r.untracked), (0, false));
         }
         let sl = &mut self.slots[slot];
-        sl.resets += 1;
+        sl.c.resets += 1;
         if n > 0 {
-            sl.escapes += 1;
-            sl.escaped_blocks += n;
-            sl.escaped_bytes += bytes;
+            sl.c.escapes += 1;
+            sl.c.escaped_blocks += n;
+            sl.c.escaped_bytes += bytes;
         }
         let after = self.check_arena(slot, "after no_escape");
         if n == 0 {
@@ -846,6 +1372,17 @@ impl<'h> State<'h> {
     /// Frees everything and checks that every arena is back to empty.
     fn finish(&mut self) {
         assert!(self.frames.is_empty());
+        // Coroutines still suspended are dropped, oldest first: each unwinds
+        // its regions, out of order while younger coroutines hold newer ones.
+        let n = self.cos.len() as u64;
+        self.cov
+            .co_unwinds_at_end
+            .set(self.cov.co_unwinds_at_end.get() + n);
+        while !self.cos.is_empty() {
+            self.op_co_drop(0);
+        }
+        assert!(self.regions.is_empty(), "{:?}", self.regions);
+        assert!(self.retired.is_empty());
         while let Some(b) = self.blocks.pop() {
             self.check_block(&b, true, "at the end");
             self.note_free(&b);
@@ -892,18 +1429,30 @@ fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
             Op::Stats(a) => st.op_stats(a as usize % SLOTS),
             Op::Reset(a) => st.op_reset(a as usize % SLOTS),
             Op::DropArena(a) => st.op_drop_arena(a as usize % SLOTS),
+            Op::CoStart(a) => st.op_co_start(a as usize % SLOTS),
+            Op::CoEnter(c, a) => st.op_co_enter(c, a as usize % SLOTS),
+            Op::CoLeave(c) => st.op_co_leave(c),
+            Op::CoDrop(c) => st.op_co_drop(c),
             Op::EnterRegion(a) => {
                 if st.frames.len() >= MAX_FRAMES {
                     continue;
                 }
                 let slot = a as usize % SLOTS;
                 st.frames.push(Frame::Region { slot });
+                let inst = st.slots[slot].c.inst;
+                st.regions.push(Entry {
+                    inst,
+                    holder: Holder::Main,
+                });
                 let depth = st.frames.len() as u64;
                 st.cov.max_depth.set(st.cov.max_depth.get().max(depth));
                 match st.slots[slot].handle.clone() {
                     Handle::Plain(h) => with_bumper(&*h, || interpret(st, ops, pc)),
                     Handle::Locked(h) => with_bumper(&*h, || interpret(st, ops, pc)),
                 }
+                // Out of order if a coroutine entered a region since.
+                let e = st.end_region(Holder::Main);
+                assert_eq!(e.inst, inst);
                 st.frames.pop();
             }
             Op::NoEscapeBegin(a) => begin_checkpoint(st, ops, pc, a, None),
@@ -967,6 +1516,7 @@ fn begin_checkpoint(
             (!discard).then(|| h.reset_to(cp))
         }
     };
+    drop(handle);
     st.frames.pop();
     if explicit == Some(true) {
         st.after_discard(slot);
@@ -975,17 +1525,26 @@ fn begin_checkpoint(
     }
 }
 
-fn run_case(ops: &[Op], helper: &Helper, cov: &Coverage) {
-    let mut st = State::new(ops, helper, cov);
-    let (blocks_cap, frames_cap) = (st.blocks.capacity(), st.frames.capacity());
+fn run_case(ops: &[Op], unwind: UnwindCost, helper: &Helper, cov: &Coverage) {
+    let mut st = State::new(ops, unwind, helper, cov);
+    let caps = |st: &State<'_>| {
+        [
+            st.blocks.capacity(),
+            st.frames.capacity(),
+            st.regions.capacity(),
+            st.cos.capacity(),
+            st.retired.capacity(),
+        ]
+    };
+    let before = caps(&st);
     let start = inner_calls();
     let mut pc = 0;
     interpret(&mut st, ops, &mut pc);
     // The interpreter must not have allocated (its allocations would have
     // distorted the arenas' counts).
-    assert_eq!(st.blocks.capacity(), blocks_cap);
-    assert_eq!(st.frames.capacity(), frames_cap);
+    assert_eq!(caps(&st), before);
     st.finish();
+    assert_eq!(caps(&st), before);
     // Exactly the heap traffic the model predicts reached the inner
     // allocator from this thread: nothing spilled, no arena block went there,
     // and no heap block was moved into an arena.
@@ -1006,6 +1565,16 @@ fn random_operation_sequences_match_the_model() {
         cv: Condvar::new(),
     };
     let cov = Coverage::default();
+    // Measured twice: the figure must not depend on whether it is the
+    // thread's first unwinding.
+    let unwind = if p.coroutines {
+        let first = measure_unwind();
+        let second = measure_unwind();
+        assert_eq!(first, second, "what unwinding a coroutine allocates");
+        second
+    } else {
+        UnwindCost::default()
+    };
     let config = Config {
         cases: p.cases,
         failure_persistence: None,
@@ -1033,10 +1602,18 @@ fn random_operation_sequences_match_the_model() {
         }
         let _quit = Quit(&helper);
         runner.run(&strategy, |ops| {
-            run_case(&ops, &helper, &cov);
+            run_case(&ops, unwind, &helper, &cov);
             Ok(())
         })
     });
+    if p.coroutines {
+        println!(
+            "unwinding a coroutine allocates {} block(s), {} bytes",
+            unwind.allocs, unwind.bytes
+        );
+    } else {
+        println!("coroutine operations off");
+    }
     println!("coverage over {} cases: {cov}", p.cases);
     match result {
         Ok(()) => {}
