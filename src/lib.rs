@@ -63,15 +63,21 @@
 //!
 //! ## Layout
 //!
-//! | module | job |
-//! |---|---|
-//! | `space` | the process-wide address reservation, chunks, and the ownership test |
-//! | `lane` | one thread's bump allocator with live-block accounting |
-//! | `arena_core` | an arena's lanes, checkpoint list and life cycle |
-//! | `arena` | the public [`Arena`], [`LockedArena`], builder and [`Checkpoint`] |
-//! | `scope` | the thread-local route and [`with_bumper`] |
-//! | `shim` | the [`Bumper`] global allocator |
-//! | `stats`, `report`, `error` | counters, reset reports, escape policy, errors |
+//! The modules form layers from the OS up to the shim; each imports only
+//! from layers below it, except a lane and its arena, which point at each
+//! other. `ARCHITECTURE.md` has the full map.
+//!
+//! | layer | modules | job |
+//! |---|---|---|
+//! | types | `error`, `report`, `stats` | errors, reset reports, escape policies, counters |
+//! | OS | `sys`, `spin` | `mmap`/`mprotect`/`madvise`, the page size; the bookkeeping spin lock |
+//! | space | `chunk`, `space` | the chunk header; the reservation, the ownership test, free lists |
+//! | guard | `guard_mode` | poison and protect what resets reclaim |
+//! | pure | `checkpoints`, `lane/segments` | checkpoint ordering rules, the segment stack (safe code) |
+//! | lane | `lane/*` | one thread's bump allocator with live-block accounting |
+//! | arena | `arena_core/*` | an arena's lanes, checkpoints, resets and life cycle |
+//! | scope | `route` | the thread-local route and the thread's active regions |
+//! | front | `escape`, `measure`, `checkpoint`, `arena`, `builder`, `region`, `shim` | the public API |
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
