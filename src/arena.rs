@@ -21,9 +21,10 @@ pub(crate) mod sealed {
         fn core_ref(&self) -> CoreRef<'_>;
     }
 
-    /// An opaque reference to an arena's shared state.
+    /// An opaque reference to an arena's shared state, and whether its
+    /// regions may be shared with other threads (a `LockedArena`).
     #[doc(hidden)]
-    pub struct CoreRef<'a>(pub(crate) &'a crate::arena_core::ArenaCore);
+    pub struct CoreRef<'a>(pub(crate) &'a crate::arena_core::ArenaCore, pub(crate) bool);
 }
 
 /// An arena that [`with_bumper`](crate::with_bumper) can allocate from:
@@ -172,7 +173,7 @@ impl std::panic::UnwindSafe for LockedArena {}
 impl std::panic::RefUnwindSafe for LockedArena {}
 
 macro_rules! arena_api {
-    ($ty:ident, $name:literal) => {
+    ($ty:ident, $name:literal, $shareable:literal) => {
         impl $ty {
             fn core(&self) -> &ArenaCore {
                 // SAFETY: the core lives at least as long as the handle.
@@ -438,7 +439,7 @@ macro_rules! arena_api {
 
         impl sealed::Sealed for $ty {
             fn core_ref(&self) -> sealed::CoreRef<'_> {
-                sealed::CoreRef(self.core())
+                sealed::CoreRef(self.core(), $shareable)
             }
         }
 
@@ -456,29 +457,42 @@ macro_rules! arena_api {
             /// becomes an orphan); that is an escape, reported per the
             /// arena's policy.
             fn drop(&mut self) {
-                let (id, policy) = (self.id(), self.core().policy);
-                // A region borrows the arena, so normally none is active here.
-                // But `exit()` runs thread-local destructors while the frames
-                // below it stay suspended, and a stackful coroutine can be
-                // leaked while inside a region: end this thread's regions of
-                // the arena first, so that no route names it afterwards.
-                if self.core().is_fallback() {
-                    // The shared core of degraded arenas is never closed;
-                    // regions of other such arenas may still use it.
-                    return;
-                }
-                route::detach_arena(self.core.as_ptr());
-                // SAFETY: the handle is going away, and this thread has no
-                // region of the arena left.
-                let report = unsafe { ArenaCore::close(self.core.as_ptr(), route::tid()) };
-                handle_escape(policy, EscapeSite::Drop, id, &report);
+                release_handle(self.core);
             }
         }
     };
 }
 
-arena_api!(Arena, "Arena");
-arena_api!(LockedArena, "LockedArena");
+/// Gives up one handle of an arena (its `Arena`/`LockedArena` value or a
+/// `Region`). The last one resets the arena and returns its memory; blocks
+/// still in use keep their chunks mapped until they are freed (the arena
+/// becomes an orphan), which is an escape, reported per the arena's policy.
+pub(crate) fn release_handle(core: NonNull<ArenaCore>) {
+    // SAFETY: the caller's handle keeps the core alive until this call.
+    let c = unsafe { core.as_ref() };
+    if c.is_fallback() {
+        // The shared core of degraded arenas is never closed; regions of
+        // other such arenas may still use it.
+        return;
+    }
+    if !c.drop_handle() {
+        return;
+    }
+    let (id, policy) = (c.id, c.policy);
+    // A region borrows its handle, so normally none is active here. But
+    // `exit()` runs thread-local destructors while the frames below it stay
+    // suspended, and a stackful coroutine can be leaked while inside a
+    // region: end this thread's regions of the arena first, so that no route
+    // names it afterwards.
+    route::detach_arena(core.as_ptr());
+    // SAFETY: that was the last handle, and this thread has no region of the
+    // arena left.
+    let report = unsafe { ArenaCore::close(core.as_ptr(), route::tid()) };
+    handle_escape(policy, EscapeSite::Drop, id, &report);
+}
+
+arena_api!(Arena, "Arena", false);
+arena_api!(LockedArena, "LockedArena", true);
 
 impl Arena {
     /// The handle of a freshly created core.

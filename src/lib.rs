@@ -88,6 +88,7 @@ compile_error!(
      address space with mmap. See the platform table in the README."
 );
 
+mod api2;
 mod arena;
 mod arena_core;
 mod builder;
@@ -107,16 +108,21 @@ mod space;
 mod spin;
 mod stats;
 mod sys;
+mod task;
+pub mod thread;
 
+pub use allocator_api2;
+pub use api2::Current;
 pub use arena::{Arena, BumpArena, LockedArena};
 pub use builder::ArenaBuilder;
 pub use checkpoint::Checkpoint;
 pub use error::{ConfigError, ResetError, SpaceError};
 pub use measure::{Measurement, measure};
-pub use region::with_bumper;
+pub use region::{Region, with_bumper};
 pub use report::{EscapePolicy, ResetReport};
 pub use shim::Bumper;
 pub use stats::{ArenaStats, Bytes, SpaceStats};
+pub use task::{InArena, InRegion, in_arena, in_region};
 
 /// Sets the size of the address-space reservation that all arenas share
 /// (default 64 GiB of address space; nothing is committed until used). Must

@@ -197,6 +197,9 @@ pub(crate) fn end_measure() {
 pub(crate) struct RegionEntry {
     lane: Cell<*const Lane>,
     core: Cell<*const ArenaCore>,
+    /// The region may be entered by other threads too (a `LockedArena`'s),
+    /// so `Region::current` may hand it out.
+    shareable: Cell<bool>,
     /// The next older entry in the thread's list, or null.
     older: Cell<*const RegionEntry>,
     /// The next newer entry in the thread's list, or null for the top.
@@ -212,6 +215,7 @@ impl RegionEntry {
         RegionEntry {
             lane: Cell::new(ptr::null()),
             core: Cell::new(ptr::null()),
+            shareable: Cell::new(false),
             older: Cell::new(ptr::null()),
             newer: Cell::new(ptr::null()),
             linked: Cell::new(false),
@@ -221,12 +225,14 @@ impl RegionEntry {
 
     /// Enters a region of `core` on the current thread: takes a lane, puts
     /// this entry at the top of the thread's list and routes allocations to
-    /// the lane until the returned guard is dropped.
-    pub(crate) fn activate<'a>(&'a self, core: &'a ArenaCore) -> ActiveRegion<'a> {
+    /// the lane until the returned guard is dropped. `shareable` says whether
+    /// other threads may enter the same region (a `LockedArena`'s).
+    pub(crate) fn activate<'a>(&'a self, core: &'a ArenaCore, shareable: bool) -> ActiveRegion<'a> {
         debug_assert!(!self.linked.get(), "a region entry is activated once");
         let lane = core.enter(tid());
         self.lane.set(lane);
         self.core.set(core);
+        self.shareable.set(shareable);
         STATE.with(|s| {
             let top = s.top.get();
             self.older.set(top);
@@ -270,6 +276,20 @@ impl Drop for ActiveRegion<'_> {
         // core and lane are alive.
         unsafe { (*e.core.get()).exit(&*e.lane.get()) };
     }
+}
+
+/// The core of the current thread's newest active region, if that region
+/// may be shared with other threads. The core is alive while the region is.
+pub(crate) fn current_shareable() -> Option<*const ArenaCore> {
+    STATE.with(|s| {
+        let top = s.top.get();
+        if top.is_null() {
+            return None;
+        }
+        // SAFETY: the top entry is alive and linked.
+        let top = unsafe { &*top };
+        top.shareable.get().then(|| top.core.get())
+    })
 }
 
 /// Removes `e` from the thread's list and recomputes the route.

@@ -170,7 +170,7 @@ unsafe fn arena_free_slow(ptr: *mut u8, size: usize) {
 /// # Safety
 /// As for [`arena_free_slow`].
 #[inline(always)]
-unsafe fn arena_free(ptr: *mut u8, size: usize) {
+pub(crate) unsafe fn arena_free(ptr: *mut u8, size: usize) {
     let route = route::route();
     // SAFETY: the route lane is held by this thread (or spill-only, with an
     // empty range); `ptr` is a live arena block (caller contract).

@@ -1,4 +1,4 @@
-//! SAFETY.md §5 and §6: an unlocked `Arena` cannot be shared between
+//! SAFETY.md §5, §6 and §14: an unlocked `Arena` cannot be shared between
 //! threads, and a checkpoint cannot leave its thread; the compiler rejects
 //! both. The files under `tests/ui/` are compiled with `rustc` against the
 //! `bumper` library this test binary was built with (type checking only),
@@ -97,4 +97,37 @@ fn a_checkpoint_cannot_be_sent_to_another_thread() {
         diag.contains("cannot be sent between threads safely"),
         "{diag}"
     );
+}
+
+#[test]
+fn the_harness_accepts_a_region_and_its_future_sent_across_threads() {
+    let (ok, diag) = check("region_future_is_send.rs");
+    assert!(ok, "the control case failed to compile:\n{diag}");
+}
+
+#[test]
+fn an_in_region_future_over_a_non_send_future_is_not_send() {
+    let (ok, diag) = check("in_region_over_non_send_future.rs");
+    assert!(!ok, "an InRegion over a non-Send future was Send");
+    assert!(
+        diag.contains("future cannot be sent between threads safely"),
+        "{diag}"
+    );
+    assert!(diag.contains("Rc"), "{diag}");
+}
+
+#[test]
+fn an_in_arena_future_is_not_send() {
+    let (ok, diag) = check("in_arena_future_is_not_send.rs");
+    assert!(!ok, "an InArena future was Send");
+    assert!(diag.contains("E0277"), "{diag}");
+    assert!(diag.contains("Arena"), "{diag}");
+}
+
+#[test]
+fn no_region_can_be_obtained_from_an_arena() {
+    let (ok, diag) = check("no_region_from_an_arena.rs");
+    assert!(!ok, "an unlocked Arena handed out a Region");
+    assert!(diag.contains("E0599"), "{diag}");
+    assert!(diag.contains("region"), "{diag}");
 }

@@ -136,6 +136,9 @@ pub(crate) struct ArenaCore {
     /// Neighbours in the registry of live cores (under `REGISTRY`'s lock).
     registry_prev: AtomicPtr<ArenaCore>,
     registry_next: AtomicPtr<ArenaCore>,
+    /// Handles keeping the core alive: the `Arena` or `LockedArena` value,
+    /// plus every `Region` of a locked arena. The last one to go closes it.
+    handles: AtomicUsize,
     /// Regions currently running on `spill_lane` (on any thread). The spill
     /// lane is never claimed, so this is how `close` knows a region still
     /// routes to this core through it.
@@ -250,10 +253,23 @@ impl ArenaCore {
             map_len,
             counters: Counters::new(),
             spill_lane: Lane::new(this, 0, true),
+            handles: AtomicUsize::new(1),
             spill_regions: AtomicUsize::new(0),
             registry_prev: AtomicPtr::new(ptr::null_mut()),
             registry_next: AtomicPtr::new(ptr::null_mut()),
         }
+    }
+
+    /// Counts one more handle (a new `Region`). The caller holds a handle or
+    /// is inside a region of the core, so the core is alive.
+    pub(crate) fn add_handle(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one handle less. Returns true for the last one: the caller
+    /// must then close the core.
+    pub(crate) fn drop_handle(&self) -> bool {
+        self.handles.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Whether this is the shared core of degraded arenas (see [`FALLBACK`]).
