@@ -24,7 +24,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=target/bench
 mkdir -p "$out"
 run="$out/run.tsv"
+# A filtered run counts only some workloads: its counts go to a file of their
+# own, which the report lays over those of the last full run.
 counts="$out/counts.json"
+counts_args=(--counts "$counts")
+if [ $# -gt 0 ]; then
+    counts="$out/counts-filtered.json"
+    counts_args+=(--counts "$counts")
+else
+    rm -f "$out/counts-filtered.json"
+fi
 iters="${BENCH_COUNT_ITERS:-10}"
 
 now() { date +%s.%N; }
@@ -77,6 +86,6 @@ printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unk
 printf 'total\t%s\n' "$(secs "$start" "$(now)")" >>"$run"
 
 # The report prints its own command line; it is not a timed step.
-report=(scripts/bench_report.py --run "$run" --counts "$counts" --out BENCHMARKS.md --svg docs/bench.svg)
+report=(scripts/bench_report.py --run "$run" "${counts_args[@]}" --out BENCHMARKS.md --svg docs/bench.svg)
 printf '\n==> %s\n' "${report[*]}" >&2
 "${report[@]}"

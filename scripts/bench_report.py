@@ -18,7 +18,8 @@ Usage: scripts/bench_report.py [--criterion DIR] [--counts FILE] [--run FILE]
                                [--out FILE] [--svg FILE] [--check]
 
   --criterion DIR  criterion's output (default target/criterion)
-  --counts FILE    alloc_count's JSON (default target/bench/counts.json)
+  --counts FILE    alloc_count's JSON (default target/bench/counts.json);
+                   repeat it to lay a filtered run's counts over a full one's
   --run FILE       scripts/bench.sh's run log (default target/bench/run.tsv)
   --out FILE       the markdown to write (default: print it on stdout); the
                    analysis section of an existing FILE is kept
@@ -140,13 +141,18 @@ def load_criterion(root):
     return results
 
 
-def load_counts(path):
-    """{(workload, setting): record}, and the iteration count."""
-    if not path or not os.path.isfile(path):
-        return {}, None
-    with open(path) as f:
-        doc = json.load(f)
-    return {(r["workload"], r["setting"]): r for r in doc["results"]}, doc.get("iters")
+def load_counts(paths):
+    """{(workload, setting): record}, and the iteration count. Records of a
+    later file replace those of an earlier one."""
+    counts, iters = {}, None
+    for path in paths:
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            doc = json.load(f)
+        counts.update({(r["workload"], r["setting"]): r for r in doc["results"]})
+        iters = doc.get("iters", iters)
+    return counts, iters
 
 
 def load_run(path):
@@ -576,11 +582,17 @@ def targets(results, counts):
         elif w in results:
             row(w, text, "not run", None)
     for w in WORKLOADS:
-        for s in ("bumper-region", "bumper-mimalloc-region"):
-            rec = counts.get((w, s))
-            if rec:
-                n = rec["steady"]["in_region"]
-                row(w, f"`{s}`: no inner calls inside the region (steady state)", fmt_count(n), n == 0)
+        settings = [s for s in ("bumper-region", "bumper-mimalloc-region") if (w, s) in counts]
+        if settings:
+            ns = [counts[(w, s)]["steady"]["in_region"] for s in settings]
+            row(
+                w,
+                "no inner calls inside a region, steady state ("
+                + ", ".join(f"`{s}`" for s in settings)
+                + ")",
+                " / ".join(fmt_count(n) for n in ns),
+                all(n == 0 for n in ns),
+            )
         rec, base = counts.get((w, "bumper-region")), counts.get((w, "glibc"))
         if rec and base:
             r = rec["peak_rss_kib"] / base["peak_rss_kib"]
@@ -591,7 +603,7 @@ def targets(results, counts):
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--criterion", default=os.path.join("target", "criterion"))
-    p.add_argument("--counts", default=os.path.join("target", "bench", "counts.json"))
+    p.add_argument("--counts", action="append")
     p.add_argument("--run", default=os.path.join("target", "bench", "run.tsv"))
     p.add_argument("--out")
     p.add_argument("--svg", default=os.path.join("docs", "bench.svg"))
@@ -601,13 +613,16 @@ def main(argv):
     results = load_criterion(args.criterion)
     if not results:
         sys.exit(f"{args.criterion}: no criterion results; run scripts/bench.sh first")
-    counts, iters = load_counts(args.counts)
+    counts, iters = load_counts(args.counts or [os.path.join("target", "bench", "counts.json")])
     run = load_run(args.run)
 
     base = os.path.dirname(os.path.abspath(args.out)) if args.out else os.getcwd()
     svg_rel = os.path.relpath(os.path.abspath(args.svg), base)
     label = next((e.split("=", 1)[1] for e in (run or {}).get("env", []) if e.startswith("BENCH_LABEL=")), None)
-    title = "bumper benchmarks" + (f" ({label})" if label else "")
+    # The label's first clause ("Provisional run ...: details") titles the chart.
+    title = "bumper benchmarks" + (f": {label.split(':')[0]}" if label else "")
+    if run:
+        title += f" (commit {run.get('commit', '?')}, {run.get('date', '?')})"
     workloads = [w for w in WORKLOADS if w in results]
     os.makedirs(os.path.dirname(os.path.abspath(args.svg)), exist_ok=True)
     with open(args.svg, "w") as f:
