@@ -483,7 +483,7 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
         _, peer = best_peer(funcs)
         glibc_cell = "–"
         if glibc:
-            glibc_cell = fmt_time(glibc["median"])
+            glibc_cell = fmt_time(glibc["median"]) + ("†" if (w, "glibc") in stale else "")
             if fastest == "glibc":
                 glibc_cell = f"**{glibc_cell}**"
         out.append(
