@@ -16,9 +16,11 @@
 //! | `alloc_jemalloc` | `tikv_jemallocator::Jemalloc` | `jemalloc` |
 //! | `alloc_bumper` | `bumper::Bumper<System>` | `bumper-region`, `bumper-no-region`, `bumpalo` |
 //! | `alloc_bumper_mimalloc` | `bumper::Bumper<MiMalloc>` | `bumper-mimalloc-region`, `bumper-mimalloc-no-region` |
+//! | `alloc_count` (not timed) | `Bumper<Counting<any of the above>>` | none: prints JSON |
 //!
 //! Results land in `target/criterion/<workload>/<function>/`, side by side;
-//! `scripts/bench_table.py` turns them into the table in `BENCHMARKS.md`.
+//! `scripts/bench_report.py` turns them, with the JSON of `alloc_count`, into
+//! `BENCHMARKS.md`. `scripts/bench.sh` runs the whole pipeline.
 //!
 //! # Adding a workload
 //!
@@ -27,20 +29,39 @@
 //! Peers run [`Workload::run`] bare; bumper runs it once per iteration inside
 //! `with_bumper(&arena, || arena.no_escape(|| ...))` (region entry, checkpoint
 //! and reset are all inside the timed iteration), and bare for the no-region
-//! setting. A workload that spawns threads (`threads2`) needs each thread to
-//! enter the region itself, with a `LockedArena`; it will need its own hook.
+//! setting. A workload that spawns threads (`threads2`) sets
+//! [`Workload::SPAWNS_THREADS`] and implements [`Workload::run_threads`]: each
+//! of its threads then enters a region of one [`LockedArena`] itself.
 
 // Each binary uses a different subset of what is here.
 #![allow(dead_code)]
 
+pub mod btree;
+pub mod json;
+pub mod mlp;
+pub mod rng;
 pub mod small;
+pub mod threads2;
+pub mod vecgrow;
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use bumpalo::Bump;
+use bumper::{Arena, ArenaStats, LockedArena, with_bumper};
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode};
+
+/// How a thread's body runs: gets the body and runs it, perhaps inside a
+/// region. Workloads that spawn threads call it in each thread they spawn;
+/// the runners also wrap single-threaded workloads in it (the counting run
+/// uses it to tell calls inside a region from calls outside).
+pub type Enter<'a> = &'a (dyn Fn(&dyn Fn() -> u64) -> u64 + Sync);
+
+/// An [`Enter`] that just runs the body.
+pub fn direct(body: &dyn Fn() -> u64) -> u64 {
+    body()
+}
 
 /// One benchmark workload: unmodified code that allocates through the global
 /// allocator, run once per iteration.
@@ -53,57 +74,161 @@ pub trait Workload {
     /// input and a `Bump` that the runner resets after each iteration.
     const EXPLICIT_BUMP: Option<fn(&Self::Input, &Bump) -> u64> = None;
 
+    /// Whether the workload spawns threads, which must enter the region
+    /// themselves: the bumper runners then call [`run_threads`](Self::run_threads)
+    /// with a [`LockedArena`] region instead of [`run`](Self::run) in an
+    /// [`Arena`] region.
+    const SPAWNS_THREADS: bool = false;
+
+    /// Whether one iteration is long (tens of milliseconds or more): the
+    /// group then uses criterion's flat sampling, so that a sample is a few
+    /// iterations and the group stays within its measurement time.
+    const LONG: bool = false;
+
     /// Data prepared once, outside the timing (and outside any region).
     type Input;
 
-    /// Builds the input.
+    /// Builds the input. Deterministic.
     fn input() -> Self::Input;
 
     /// One iteration. Returns a checksum so nothing is optimised away; must
     /// free everything it allocates before returning.
     fn run(input: &Self::Input) -> u64;
 
-    /// Criterion settings for the workload's group. The defaults keep the
-    /// whole `cargo bench` to a few minutes on a 2-core VM.
-    fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
-        group
-            .sample_size(30)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3));
+    /// One iteration of a workload that spawns threads, each of which runs
+    /// its body through `enter`. Only called if
+    /// [`SPAWNS_THREADS`](Self::SPAWNS_THREADS) is set; `run(input)` must be
+    /// `run_threads(input, &direct)`.
+    fn run_threads(input: &Self::Input, enter: Enter<'_>) -> u64 {
+        let _ = enter;
+        Self::run(input)
     }
 }
 
 /// Something that benchmarks one workload at a time.
 pub trait Visitor {
     /// Registers the benchmarks of workload `W`.
-    fn visit<W: Workload>(&mut self, c: &mut Criterion);
+    fn visit<W: Workload>(&mut self);
 }
 
 /// Calls `v` for every workload, in a fixed order. Add new workloads here.
-pub fn for_each_workload(c: &mut Criterion, v: &mut impl Visitor) {
-    v.visit::<small::Small>(c);
+pub fn for_each_workload(v: &mut impl Visitor) {
+    v.visit::<small::Small>();
+    v.visit::<vecgrow::VecGrow>();
+    v.visit::<json::Json>();
+    v.visit::<btree::Btree>();
+    v.visit::<mlp::Mlp>();
+    v.visit::<threads2::Threads2>();
+}
+
+/// The names of all workloads, in order.
+pub fn workload_names() -> Vec<&'static str> {
+    struct Names(Vec<&'static str>);
+    impl Visitor for Names {
+        fn visit<W: Workload>(&mut self) {
+            self.0.push(W::NAME);
+        }
+    }
+    let mut n = Names(Vec::new());
+    for_each_workload(&mut n);
+    n.0
+}
+
+/// Reads a number from the environment, or `default`.
+fn env_f64(name: &str, default: f64) -> f64 {
+    match std::env::var(name) {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={s:?}: not a number")),
+        Err(_) => default,
+    }
+}
+
+/// The criterion settings of every group: 20 samples, 1 s warm-up, 2.5 s
+/// measurement, which keeps a whole run to a few minutes on a 2-core VM.
+/// `BENCH_SAMPLES`, `BENCH_WARMUP_SECS` and `BENCH_MEASUREMENT_SECS`
+/// override them for a longer, quieter run.
+pub fn settings() -> (usize, Duration, Duration) {
+    let samples = env_f64("BENCH_SAMPLES", 20.0) as usize;
+    let warm_up = Duration::from_secs_f64(env_f64("BENCH_WARMUP_SECS", 1.0));
+    let measurement = Duration::from_secs_f64(env_f64("BENCH_MEASUREMENT_SECS", 2.5));
+    (samples.max(10), warm_up, measurement)
 }
 
 /// Opens the group of workload `W` with its settings.
 fn group<'c, W: Workload>(c: &'c mut Criterion) -> BenchmarkGroup<'c, WallTime> {
+    let (samples, warm_up, measurement) = settings();
     let mut g = c.benchmark_group(W::NAME);
-    W::configure(&mut g);
+    g.sample_size(samples)
+        .warm_up_time(warm_up)
+        .measurement_time(measurement);
+    if W::LONG {
+        g.sampling_mode(SamplingMode::Flat);
+    }
     g
+}
+
+/// The arena of the region setting: an [`Arena`] for single-threaded
+/// workloads, a [`LockedArena`] shared by the threads of one that spawns.
+pub enum RegionArena {
+    /// For a workload that runs on the calling thread.
+    Plain(Arena),
+    /// For a workload that spawns threads.
+    Locked(LockedArena),
+}
+
+impl RegionArena {
+    /// The kind of arena workload `W` needs.
+    pub fn for_workload<W: Workload>() -> RegionArena {
+        if W::SPAWNS_THREADS {
+            RegionArena::Locked(LockedArena::new())
+        } else {
+            RegionArena::Plain(Arena::new())
+        }
+    }
+
+    /// One iteration of `W` in a region, with a checkpoint before and a
+    /// reset after (`no_escape`). `enter` runs inside `with_bumper`, around
+    /// the body of each thread that allocates from the arena.
+    pub fn run<W: Workload>(&self, input: &W::Input, enter: Enter<'_>) -> u64 {
+        match self {
+            RegionArena::Plain(arena) => {
+                with_bumper(arena, || arena.no_escape(|| enter(&|| W::run(input))))
+            }
+            // TODO: bumper::thread::scope. Until it exists, each spawned
+            // thread enters the region itself; the spawning thread stays
+            // outside it, so the spawns' own allocations go to the inner
+            // allocator.
+            RegionArena::Locked(arena) => arena.no_escape(|| {
+                W::run_threads(input, &|body: &dyn Fn() -> u64| {
+                    with_bumper(arena, || enter(body))
+                })
+            }),
+        }
+    }
+
+    /// The arena's counters.
+    pub fn stats(&self) -> ArenaStats {
+        match self {
+            RegionArena::Plain(a) => a.stats(),
+            RegionArena::Locked(a) => a.stats(),
+        }
+    }
 }
 
 /// Benchmarks every workload bare, under whatever global allocator the
 /// calling binary installed, as function `name`.
 pub fn bench_peer(c: &mut Criterion, name: &'static str) {
-    struct Peer(&'static str);
-    impl Visitor for Peer {
-        fn visit<W: Workload>(&mut self, c: &mut Criterion) {
+    struct Peer<'c>(&'c mut Criterion, &'static str);
+    impl Visitor for Peer<'_> {
+        fn visit<W: Workload>(&mut self) {
             let input = W::input();
-            let mut g = group::<W>(c);
-            g.bench_function(self.0, |b| b.iter(|| W::run(black_box(&input))));
+            let mut g = group::<W>(self.0);
+            g.bench_function(self.1, |b| b.iter(|| W::run(black_box(&input))));
             g.finish();
         }
     }
-    for_each_workload(c, &mut Peer(name));
+    for_each_workload(&mut Peer(c, name));
 }
 
 /// Benchmarks every workload under the `Bumper` shim the calling binary
@@ -111,22 +236,21 @@ pub fn bench_peer(c: &mut Criterion, name: &'static str) {
 /// with a checkpoint and a reset) and `<prefix>-no-region` (shim installed,
 /// no region: its overhead over the bare inner allocator).
 ///
-/// Before timing, runs each workload twice in a region and prints what went
-/// where in the second (steady-state) run, so a table entry can be checked
-/// against what the arena actually served.
+/// Before timing, runs each workload twice in a region and prints what the
+/// arena did in the second (steady-state) run, so a table entry can be
+/// checked against what the arena actually served. (`alloc_count` counts
+/// the inner allocator's calls exactly, across threads.)
 pub fn bench_bumper(c: &mut Criterion, prefix: &'static str) {
-    struct Shim(&'static str);
-    impl Visitor for Shim {
-        fn visit<W: Workload>(&mut self, c: &mut Criterion) {
-            use bumper::{Arena, measure, with_bumper};
-
+    struct Shim<'c>(&'c mut Criterion, &'static str);
+    impl Visitor for Shim<'_> {
+        fn visit<W: Workload>(&mut self) {
             let input = W::input();
-            let arena = Arena::new();
-            let region = || with_bumper(&arena, || arena.no_escape(|| W::run(black_box(&input))));
+            let arena = RegionArena::for_workload::<W>();
+            let region = || arena.run::<W>(black_box(&input), &direct);
 
             let first = region();
             let before = arena.stats();
-            let (second, m) = measure(region);
+            let (second, m) = bumper::measure(region);
             let after = arena.stats();
             assert_eq!(
                 first,
@@ -135,11 +259,11 @@ pub fn bench_bumper(c: &mut Criterion, prefix: &'static str) {
                 W::NAME
             );
             eprintln!(
-                "{}/{}-region steady state: arena {} calls, inner allocator {} calls; \
-                 resets {}, escapes {}, capacity {} in {} chunks",
+                "{}/{}-region steady state: arena {} allocations; this thread's inner \
+                 allocator calls {}; resets {}, escapes {}, capacity {} in {} chunks",
                 W::NAME,
-                self.0,
-                m.arena_calls,
+                self.1,
+                after.allocations - before.allocations,
                 m.inner_calls,
                 after.resets - before.resets,
                 after.escapes - before.escapes,
@@ -147,37 +271,44 @@ pub fn bench_bumper(c: &mut Criterion, prefix: &'static str) {
                 after.chunks,
             );
 
-            let mut g = group::<W>(c);
-            g.bench_function(format!("{}-region", self.0), |b| b.iter(region));
-            g.bench_function(format!("{}-no-region", self.0), |b| {
+            let mut g = group::<W>(self.0);
+            g.bench_function(format!("{}-region", self.1), |b| b.iter(region));
+            g.bench_function(format!("{}-no-region", self.1), |b| {
                 b.iter(|| W::run(black_box(&input)))
             });
             g.finish();
         }
     }
-    for_each_workload(c, &mut Shim(prefix));
+    for_each_workload(&mut Shim(c, prefix));
+}
+
+/// One iteration of `W` against bumpalo's explicit API, then a reset of
+/// `bump`; `None` if `W` has no such version.
+pub fn run_bumpalo<W: Workload>(input: &W::Input, bump: &mut Bump) -> Option<u64> {
+    let f = W::EXPLICIT_BUMP?;
+    let r = f(input, bump);
+    bump.reset();
+    Some(r)
 }
 
 /// Benchmarks, as function `bumpalo`, every workload that has a version
 /// written against bumpalo's explicit API; the `Bump` is created once and
 /// reset at the end of each iteration (inside the timing).
 pub fn bench_bumpalo(c: &mut Criterion) {
-    struct Explicit;
-    impl Visitor for Explicit {
-        fn visit<W: Workload>(&mut self, c: &mut Criterion) {
-            let Some(f) = W::EXPLICIT_BUMP else { return };
+    struct Explicit<'c>(&'c mut Criterion);
+    impl Visitor for Explicit<'_> {
+        fn visit<W: Workload>(&mut self) {
+            if W::EXPLICIT_BUMP.is_none() {
+                return;
+            }
             let input = W::input();
             let mut bump = Bump::new();
-            let mut g = group::<W>(c);
+            let mut g = group::<W>(self.0);
             g.bench_function("bumpalo", |b| {
-                b.iter(|| {
-                    let r = f(black_box(&input), &bump);
-                    bump.reset();
-                    r
-                })
+                b.iter(|| run_bumpalo::<W>(black_box(&input), &mut bump))
             });
             g.finish();
         }
     }
-    for_each_workload(c, &mut Explicit);
+    for_each_workload(&mut Explicit(c));
 }

@@ -1,0 +1,643 @@
+#!/usr/bin/env python3
+"""Regenerate BENCHMARKS.md and its chart from a benchmark run.
+
+Reads
+  - criterion's results, <criterion>/<workload>/<setting>/new/estimates.json
+    (median and its 95% confidence interval), written by `cargo bench`;
+  - the JSON of the untimed count run (`alloc_count`): inner-allocator calls
+    per iteration and peak RSS per workload and setting;
+  - the run log of scripts/bench.sh (target/bench/run.tsv): the commands,
+    their wall times, the commit, the load average;
+and writes BENCHMARKS.md (machine, commands, medians, ratios to glibc and to
+the best peer of each workload, inner calls per iteration, peak RSS, the
+targets of issue 10) and an SVG bar chart. Everything in BENCHMARKS.md is
+generated except the section between the ANALYSIS markers, which is kept
+as it is.
+
+Usage: scripts/bench_report.py [--criterion DIR] [--counts FILE] [--run FILE]
+                               [--out FILE] [--svg FILE] [--check]
+
+  --criterion DIR  criterion's output (default target/criterion)
+  --counts FILE    alloc_count's JSON (default target/bench/counts.json);
+                   repeat it to lay a filtered run's counts over a full one's
+  --run FILE       scripts/bench.sh's run log (default target/bench/run.tsv)
+  --out FILE       the markdown to write (default: print it on stdout); the
+                   analysis section of an existing FILE is kept
+  --svg FILE       the chart to write (default docs/bench.svg)
+  --check          exit with status 1 if a target is missed
+
+Python 3.11 standard library only. Ratios are time / reference time: below 1
+is faster.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from html import escape
+
+# Display order of the settings.
+ORDER = [
+    "glibc",
+    "mimalloc",
+    "jemalloc",
+    "bumpalo",
+    "bumper-no-region",
+    "bumper-region",
+    "bumper-mimalloc-no-region",
+    "bumper-mimalloc-region",
+]
+# The allocators bumper is compared with.
+PEERS = ["glibc", "mimalloc", "jemalloc", "bumpalo"]
+# Settings the count run does not repeat: the shim outside a region passes
+# every call on, so their counts are those of the bare inner allocator.
+COUNT_AS = {"bumper-no-region": "glibc", "bumper-mimalloc-no-region": "mimalloc"}
+WORKLOADS = ["small", "vecgrow", "json", "btree", "mlp", "threads2"]
+
+# Targets of issue 10: (workload, setting, reference, bound on time ratio).
+TARGETS = [
+    ("small", "bumper-region", "bumpalo", 1.10),
+    ("vecgrow", "bumper-region", "glibc", 1.00),
+    ("json", "bumper-region", "mimalloc", 0.70),
+    ("btree", "bumper-region", "mimalloc", 0.80),
+    ("mlp", "bumper-region", "mimalloc", 1.00),
+    ("threads2", "bumper-region", "jemalloc", 0.70),
+] + [
+    (w, s, ref, 1.02)
+    for w in WORKLOADS
+    for s, ref in (("bumper-no-region", "glibc"), ("bumper-mimalloc-no-region", "mimalloc"))
+]
+RSS_BOUND = 1.3  # peak RSS of bumper-region at most 1.3x glibc's
+
+ANALYSIS_BEGIN = "<!-- ANALYSIS: kept as it is by scripts/bench_report.py; edit freely -->"
+ANALYSIS_END = "<!-- END ANALYSIS -->"
+
+COLOURS = {
+    "glibc": "#7f7f7f",
+    "mimalloc": "#b0b0b0",
+    "jemalloc": "#d0d0d0",
+    "bumpalo": "#e08a2e",
+    "bumper-no-region": "#9ecae1",
+    "bumper-region": "#2171b5",
+    "bumper-mimalloc-no-region": "#a1d99b",
+    "bumper-mimalloc-region": "#238b45",
+}
+
+WORKLOAD_TEXT = {
+    "small": "100 000 allocations per iteration from a fixed xorshift64 sequence: 1/4 "
+    "`Box<u64>`, 1/4 `Box<[u64; 4]>`, 1/2 `Vec<u8>` with an exact capacity uniform in "
+    "8..=512 B and its first (up to) 16 bytes written. Half are dropped at once, half go "
+    "into a 64-slot ring at a random slot (dropping its previous occupant), so frees are "
+    "mixed LIFO/random with about 64 objects live; all are freed by the end.",
+    "vecgrow": "push 100 000 `u64` one at a time into `Vec::new()`: 17 reallocations by "
+    "doubling, up to a 1 MiB block.",
+    "json": "parse a generated document of about 1 MiB (records with numbers, strings, "
+    "booleans, nulls, a nested object and a small array of objects) into "
+    "`serde_json::Value`, walk every node, drop it. The document is made once, from a "
+    "fixed seed, outside the timing.",
+    "btree": "insert 50 000 keys made with `format!` into a `BTreeMap<String, u64>`, "
+    "walk it, drop it.",
+    "mlp": "ndarray forward pass: 20 batches of 64x512 through 512-512-512-10 (ReLU on "
+    "the hidden layers), written with allocating operations (`x.dot(&w) + &b`, "
+    "`mapv`). Weights and inputs are made once, from a fixed seed. Criterion's flat "
+    "sampling.",
+    "threads2": "two std scoped threads, each running one iteration of `small`, joined "
+    "before the iteration ends. Under bumper's region settings each thread enters a "
+    "region of one `LockedArena` itself and the spawning thread resets it after the "
+    "joins (`bumper::thread::scope` does not exist yet, so the spawns' own allocations "
+    "stay outside the region).",
+}
+
+
+# --------------------------------------------------------------------------
+# Inputs
+
+
+def load_criterion(root):
+    """{workload: {setting: {median, lo, hi, mtime}}}"""
+    results = {}
+    if not os.path.isdir(root):
+        return results
+    for workload in sorted(os.listdir(root)):
+        wdir = os.path.join(root, workload)
+        if not os.path.isdir(wdir) or workload == "report":
+            continue
+        for setting in os.listdir(wdir):
+            path = os.path.join(wdir, setting, "new", "estimates.json")
+            if not os.path.isfile(path):
+                continue
+            with open(path) as f:
+                median = json.load(f)["median"]
+            ci = median["confidence_interval"]
+            results.setdefault(workload, {})[setting] = {
+                "median": median["point_estimate"],
+                "lo": ci["lower_bound"],
+                "hi": ci["upper_bound"],
+                "mtime": os.path.getmtime(path),
+            }
+    return results
+
+
+def load_counts(paths):
+    """{(workload, setting): record}, and the iteration count. Records of a
+    later file replace those of an earlier one."""
+    counts, iters = {}, None
+    for path in paths:
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            doc = json.load(f)
+        counts.update({(r["workload"], r["setting"]): r for r in doc["results"]})
+        iters = doc.get("iters", iters)
+    return counts, iters
+
+
+def load_run(path):
+    """The run log of scripts/bench.sh: {key: value}, env list, steps list."""
+    run = {"env": [], "steps": []}
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if parts[0] == "step":
+                run["steps"].append((parts[1], parts[2], float(parts[3])))
+            elif parts[0] == "env":
+                run["env"].append(parts[1])
+            elif len(parts) >= 2:
+                run[parts[0]] = parts[1]
+    return run
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def machine(run):
+    model, flags = "unknown", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1]
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    nproc = sh(["nproc"]).strip() or str(os.cpu_count())
+    simd = [x for x in ("avx2", "fma", "avx512f") if re.search(rf"\b{x}\b", flags)]
+    lines = [
+        f"- CPU: {model}, {nproc} logical cores (`nproc`)"
+        + (f"; {', '.join(simd)}" if simd else ""),
+        f"- memory: {mem}",
+        f"- kernel: {platform.system()} {platform.release()}",
+        f"- {run.get('rustc') if run else (sh(['rustc', '-V']).strip() or 'rustc unknown')}",
+    ]
+    if run:
+        dirty = " (with uncommitted changes in src/ or benches/)" if run.get("dirty") == "yes" else ""
+        lines += [
+            f"- bumper at commit `{run.get('commit', 'unknown')}`{dirty}",
+            f"- date: {run.get('date', 'unknown')}",
+            f"- load average (1, 5, 15 min) at the start: {run.get('load_start', '?')}, "
+            f"at the end of the count run: {run.get('load_end', '?')}",
+        ]
+    return lines
+
+
+# --------------------------------------------------------------------------
+# Formatting
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}" if ns / scale >= 100 else f"{ns / scale:.3f} {unit}"
+    return f"{ns:.1f} ns"
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}x"
+
+
+def fmt_count(x):
+    if x is None:
+        return "–"
+    if abs(x - round(x)) < 0.05:
+        return f"{round(x):,}"
+    return f"{x:,.1f}"
+
+
+def fmt_kib(kib):
+    return "–" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def fmt_secs(s):
+    s = int(round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def order_key(name):
+    return (ORDER.index(name), "") if name in ORDER else (len(ORDER), name)
+
+
+def best_peer(funcs):
+    peers = [(funcs[p]["median"], p) for p in PEERS if p in funcs]
+    return min(peers) if peers else (None, None)
+
+
+def count_record(counts, workload, setting):
+    """The count record for a setting, and whether it was borrowed."""
+    if (workload, setting) in counts:
+        return counts[(workload, setting)], False
+    alias = COUNT_AS.get(setting)
+    if alias and (workload, alias) in counts:
+        return counts[(workload, alias)], True
+    return None, False
+
+
+# --------------------------------------------------------------------------
+# The chart
+
+
+def svg_chart(results, workloads, title):
+    """Horizontal bars: median time relative to glibc, per workload."""
+    bar, gap, group_gap = 13, 3, 16
+    left, right, top = 190, 70, 46
+    width = 820
+    plot_w = width - left - right
+    rows = []
+    vmax = 1.0
+    for w in workloads:
+        funcs = results.get(w, {})
+        glibc = funcs.get("glibc")
+        if not glibc:
+            continue
+        bars = [
+            (s, funcs[s]["median"] / glibc["median"]) for s in sorted(funcs, key=order_key)
+        ]
+        vmax = max(vmax, *(r for _, r in bars))
+        rows.append((w, glibc["median"], bars))
+    vmax = max(1.5, (int(vmax * 4) + 1) / 4)
+    height = top + sum(22 + len(b) * (bar + gap) + group_gap for _, _, b in rows) + 30
+
+    def x(v):
+        return left + plot_w * v / vmax
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14" '
+        f'font-weight="bold">{escape(title)}</text>',
+        f'<text x="{width / 2}" y="34" text-anchor="middle" fill="#555">median time per '
+        "iteration relative to glibc malloc (shorter is faster; dashed line: glibc)</text>",
+    ]
+    # Grid.
+    step = 0.25 if vmax <= 2 else 0.5
+    v = 0.0
+    while v <= vmax + 1e-9:
+        out.append(
+            f'<line x1="{x(v):.1f}" y1="{top}" x2="{x(v):.1f}" y2="{height - 24}" '
+            f'stroke="#eee"/>'
+            f'<text x="{x(v):.1f}" y="{height - 10}" text-anchor="middle" fill="#555">'
+            f"{v:g}x</text>"
+        )
+        v += step
+    out.append(
+        f'<line x1="{x(1):.1f}" y1="{top}" x2="{x(1):.1f}" y2="{height - 24}" '
+        f'stroke="#333" stroke-dasharray="4,3"/>'
+    )
+    y = top
+    for w, glibc_ns, bars in rows:
+        out.append(
+            f'<text x="8" y="{y + 14}" font-weight="bold" font-size="12">{escape(w)}</text>'
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="#555">'
+            f"glibc {escape(fmt_time(glibc_ns))}</text>"
+        )
+        y += 22
+        for s, r in bars:
+            colour = COLOURS.get(s, "#444")
+            out.append(
+                f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">{escape(s)}</text>'
+                f'<rect x="{left}" y="{y}" width="{max(0.5, x(r) - left):.1f}" height="{bar}" '
+                f'fill="{colour}"><title>{escape(w)} / {escape(s)}: {r:.2f}x glibc</title></rect>'
+                f'<text x="{x(r) + 4:.1f}" y="{y + bar - 3}" fill="#333">{r:.2f}x</text>'
+            )
+            y += bar + gap
+        y += group_gap
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------
+# The markdown
+
+
+def analysis_section(path):
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            text = f.read()
+        i, j = text.find(ANALYSIS_BEGIN), text.find(ANALYSIS_END)
+        if i >= 0 and j > i:
+            return text[i + len(ANALYSIS_BEGIN) : j].strip("\n")
+    return "## Analysis\n\nNone yet."
+
+
+def report(results, counts, iters, run, analysis, svg_rel, argv):
+    out = []
+    label = next((e.split("=", 1)[1] for e in (run or {}).get("env", []) if e.startswith("BENCH_LABEL=")), None)
+    workloads = [w for w in WORKLOADS if w in results] + sorted(set(results) - set(WORKLOADS))
+    out += [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by scripts/bench_report.py (run scripts/bench.sh). Only the",
+        "     analysis section between its markers is kept when it runs again. -->",
+        "",
+    ]
+    if label:
+        out += [f"> **{label}**", ""]
+    out += [
+        "> Read the ratios, not the absolute times: the machine is a shared VM, and ratios "
+        "across *different binaries* are good to about ±10% (code layout differs; see the "
+        "analysis).",
+        "",
+        f"![Median time relative to glibc, per workload]({svg_rel})",
+        "",
+        "## How to run",
+        "",
+        "```sh",
+        "scripts/bench.sh                    # everything: build, criterion, count run, this file",
+        "scripts/bench.sh json mlp           # only these workloads (older results are marked stale)",
+        "BENCH_MEASUREMENT_SECS=10 BENCH_SAMPLES=50 scripts/bench.sh   # a longer, quieter run",
+        "cargo bench -p bumper-benches -- small                        # criterion only, one group",
+        "cargo bench -p bumper-benches --bench alloc_count -- --iters 10 > counts.json",
+        "scripts/bench_report.py --check     # exit 1 if a target below is missed",
+        "```",
+        "",
+        "A binary has exactly one `#[global_allocator]`, and the workloads are unmodified "
+        "code, so each allocator is its own bench binary running the same workloads "
+        "(`benches/common/`, one file per workload) under the same criterion group and "
+        "function names:",
+        "",
+        "| binary | global allocator | settings (criterion function names) |",
+        "|---|---|---|",
+        "| `alloc_glibc` | none: std's `System`, glibc malloc | `glibc` |",
+        "| `alloc_mimalloc` | `mimalloc::MiMalloc` | `mimalloc` |",
+        "| `alloc_jemalloc` | `tikv_jemallocator::Jemalloc` | `jemalloc` |",
+        "| `alloc_bumper` | `Bumper<System>` | `bumper-region`, `bumper-no-region`, `bumpalo` |",
+        "| `alloc_bumper_mimalloc` | `Bumper<MiMalloc>` | `bumper-mimalloc-region`, `bumper-mimalloc-no-region` |",
+        "| `alloc_count` (not timed) | `Bumper<Counting<inner>>` | counts calls and peak RSS, prints JSON |",
+        "",
+        "- `*-region`: each iteration is `with_bumper(&arena, || arena.no_escape(|| "
+        "workload()))`, one `Arena` made before timing; region entry, checkpoint and reset "
+        "are inside the timed iteration. `threads2` uses a `LockedArena` instead (see below).",
+        "- `*-no-region`: the shim installed, no region: its cost over the bare inner "
+        "allocator (`glibc`, resp. `mimalloc`).",
+        "- `bumpalo`: the same allocation sequence written against bumpalo's explicit API "
+        "(`bumpalo::boxed::Box`, `bumpalo::collections::Vec`), one `Bump` reset at the end of "
+        "every iteration (inside the timing): the ceiling for an explicit bump allocator. "
+        "Only `small` and `vecgrow` have such a version.",
+        "- Inner calls per iteration come from `alloc_count`: every call that reaches the "
+        "allocator below the shim (alloc, realloc and free, on all threads), the first "
+        "iteration apart, the steady state the mean of the others; \"in region\" counts "
+        "those made by a thread inside a region. Peak RSS is `VmHWM` of a fresh process per "
+        "workload and setting, input included. The no-region settings are not counted "
+        "again: the shim passes every call on, so their counts are glibc's and mimalloc's.",
+        "",
+        "## Workloads",
+        "",
+    ]
+    for w in workloads:
+        out.append(f"- **{w}**: {WORKLOAD_TEXT.get(w, '(no description)')}")
+    out.append("")
+
+    # Machine and commands.
+    out += ["## Machine and commands", ""] + machine(run) + [""]
+    if run and run["steps"]:
+        out += ["| step | command | wall time |", "|---|---|---:|"]
+        for name, cmd, secs in run["steps"]:
+            out.append(f"| {name} | `{cmd}` | {fmt_secs(secs)} |")
+        out.append(f"| report | `{' '.join(['scripts/bench_report.py'] + argv)}` | |")
+        if "total" in run:
+            out.append(f"| **total** | | **{fmt_secs(float(run['total']))}** |")
+        env = [e for e in run["env"] if not e.startswith("BENCH_LABEL=")]
+        out += [
+            "",
+            "Criterion settings: "
+            + (", ".join(f"`{e}`" for e in env) if env else "the defaults")
+            + " (defaults: 20 samples, 1 s warm-up, 2.5 s measurement per function; "
+            "`mlp` uses flat sampling). Count run: "
+            + (f"{iters} iterations" if iters else "not run")
+            + " per workload and setting.",
+        ]
+    else:
+        out.append("No run log (target/bench/run.tsv): the commands were not recorded.")
+    out.append("")
+
+    start = float(run["start"]) if run and "start" in run else None
+    stale = set()
+    for w, funcs in results.items():
+        for s, r in funcs.items():
+            if start and r["mtime"] < start:
+                stale.add((w, s))
+
+    # Summary.
+    out += [
+        "## Results",
+        "",
+        "### Summary: median time relative to glibc",
+        "",
+        "Bold: the fastest setting of the workload (glibc's median if glibc is). *Best peer*: the fastest of glibc, "
+        "mimalloc, jemalloc and bumpalo.",
+        "",
+        "| workload | glibc median | " + " | ".join(ORDER[1:]) + " | best peer |",
+        "|---|---:|" + "---:|" * len(ORDER[1:]) + "---|",
+    ]
+    for w in workloads:
+        funcs = results[w]
+        glibc = funcs.get("glibc")
+        fastest = min(funcs, key=lambda s: funcs[s]["median"])
+        cells = []
+        for s in ORDER[1:]:
+            if s not in funcs or not glibc:
+                cells.append("–")
+                continue
+            c = fmt_ratio(funcs[s]["median"] / glibc["median"])
+            if (w, s) in stale:
+                c += "†"
+            cells.append(f"**{c}**" if s == fastest else c)
+        _, peer = best_peer(funcs)
+        glibc_cell = "–"
+        if glibc:
+            glibc_cell = fmt_time(glibc["median"]) + ("†" if (w, "glibc") in stale else "")
+            if fastest == "glibc":
+                glibc_cell = f"**{glibc_cell}**"
+        out.append(
+            f"| {w} | {glibc_cell} | "
+            + " | ".join(cells)
+            + f" | {peer or '–'} |"
+        )
+    out.append("")
+    if stale:
+        out += ["† from an earlier criterion run than this one (a filtered run).", ""]
+
+    # Details.
+    out += ["### Per workload", ""]
+    for w in workloads:
+        funcs = results[w]
+        glibc = funcs.get("glibc")
+        glibc_counts, _ = count_record(counts, w, "glibc")
+        peer_ns, peer = best_peer(funcs)
+        out += [
+            f"#### {w}",
+            "",
+            f"| setting | median | 95% CI of median | vs glibc | vs best peer ({peer or '–'}) "
+            "| inner calls/iter | first iter | peak RSS | RSS vs glibc |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        arena_notes = []
+        for s in sorted(funcs, key=order_key):
+            r = funcs[s]
+            rec, borrowed = count_record(counts, w, s)
+            calls = first = rss = rss_ratio = "–"
+            if rec:
+                calls = fmt_count(rec["steady"]["calls"])
+                if "region" in s and not s.endswith("no-region"):
+                    calls += f" ({fmt_count(rec['steady']['in_region'])} in region)"
+                first = fmt_count(rec["first"]["calls"])
+                rss = fmt_kib(rec["peak_rss_kib"])
+                if glibc_counts:
+                    rss_ratio = fmt_ratio(rec["peak_rss_kib"] / glibc_counts["peak_rss_kib"])
+                if borrowed:
+                    calls += " ="
+                    rss += " ="
+                if "arena" in rec and not borrowed:
+                    a = rec["arena"]
+                    arena_notes.append(
+                        f"`{s}`: the arena served {fmt_count(a['allocations_per_iter'])} "
+                        f"allocations ({a['bytes_per_iter'] / 2**20:.1f} MiB) per iteration, "
+                        f"peak in use {a['peak_bytes_in_use'] / 2**20:.1f} MiB, capacity "
+                        f"{a['chunk_bytes'] / 2**20:.1f} MiB in {a['chunks']} chunks, "
+                        f"{a['escapes']} escapes, {a['bytes_in_use_after']} B in use after the "
+                        "last reset."
+                    )
+            name = s + ("†" if (w, s) in stale else "")
+            out.append(
+                f"| {name} | {fmt_time(r['median'])} | {fmt_time(r['lo'])} – {fmt_time(r['hi'])} "
+                f"| {fmt_ratio(r['median'] / glibc['median']) if glibc else '–'} "
+                f"| {fmt_ratio(r['median'] / peer_ns) if peer_ns else '–'} "
+                f"| {calls} | {first} | {rss} | {rss_ratio} |"
+            )
+        out.append("")
+        if any(COUNT_AS.get(s) for s in funcs):
+            out += ["= counts of the bare inner allocator (not run again; see above).", ""]
+        for n in arena_notes:
+            out.append(f"- {n}")
+        if arena_notes:
+            out.append("")
+
+    # Targets.
+    rows, missed = targets(results, counts)
+    out += [
+        "### Targets (issue 10)",
+        "",
+        "| workload | target | measured | met |",
+        "|---|---|---:|:---:|",
+    ] + rows + [""]
+    out += [ANALYSIS_BEGIN, analysis, ANALYSIS_END, ""]
+    return "\n".join(out), missed
+
+
+def targets(results, counts):
+    rows, missed = [], 0
+
+    def row(w, text, measured, ok):
+        nonlocal missed
+        if ok is None:
+            rows.append(f"| {w} | {text} | {measured} | – |")
+        else:
+            missed += not ok
+            rows.append(f"| {w} | {text} | {measured} | {'yes' if ok else '**NO**'} |")
+
+    for w, s, ref, bound in TARGETS:
+        funcs = results.get(w, {})
+        text = f"`{s}` ≤ {bound:.2f}x `{ref}`"
+        if s in funcs and ref in funcs:
+            r = funcs[s]["median"] / funcs[ref]["median"]
+            row(w, text, f"{r:.2f}x", r <= bound)
+        elif w in results:
+            row(w, text, "not run", None)
+    for w in WORKLOADS:
+        settings = [s for s in ("bumper-region", "bumper-mimalloc-region") if (w, s) in counts]
+        if settings:
+            ns = [counts[(w, s)]["steady"]["in_region"] for s in settings]
+            row(
+                w,
+                "no inner calls inside a region, steady state ("
+                + ", ".join(f"`{s}`" for s in settings)
+                + ")",
+                " / ".join(fmt_count(n) for n in ns),
+                all(n == 0 for n in ns),
+            )
+        rec, base = counts.get((w, "bumper-region")), counts.get((w, "glibc"))
+        if rec and base:
+            r = rec["peak_rss_kib"] / base["peak_rss_kib"]
+            row(w, f"`bumper-region` peak RSS ≤ {RSS_BOUND}x glibc's", f"{r:.2f}x", r <= RSS_BOUND)
+    return rows, missed
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--criterion", default=os.path.join("target", "criterion"))
+    p.add_argument("--counts", action="append")
+    p.add_argument("--run", default=os.path.join("target", "bench", "run.tsv"))
+    p.add_argument("--out")
+    p.add_argument("--svg", default=os.path.join("docs", "bench.svg"))
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args(argv)
+
+    results = load_criterion(args.criterion)
+    if not results:
+        sys.exit(f"{args.criterion}: no criterion results; run scripts/bench.sh first")
+    counts, iters = load_counts(args.counts or [os.path.join("target", "bench", "counts.json")])
+    run = load_run(args.run)
+
+    base = os.path.dirname(os.path.abspath(args.out)) if args.out else os.getcwd()
+    svg_rel = os.path.relpath(os.path.abspath(args.svg), base)
+    label = next((e.split("=", 1)[1] for e in (run or {}).get("env", []) if e.startswith("BENCH_LABEL=")), None)
+    # The label's first clause ("Provisional run ...: details") titles the chart.
+    title = "bumper benchmarks" + (f": {label.split(':')[0]}" if label else "")
+    if run:
+        title += f" (commit {run.get('commit', '?')}, {run.get('date', '?')})"
+    workloads = [w for w in WORKLOADS if w in results]
+    os.makedirs(os.path.dirname(os.path.abspath(args.svg)), exist_ok=True)
+    with open(args.svg, "w") as f:
+        f.write(svg_chart(results, workloads, title))
+
+    md, missed = report(results, counts, iters, run, analysis_section(args.out), svg_rel, argv)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    else:
+        print(md, end="")
+    if args.check and missed:
+        print(f"{missed} target(s) missed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
