@@ -413,6 +413,27 @@ macro_rules! arena_api {
                 r
             }
 
+            /// Gives back now every chunk the arena holds beyond what its live
+            /// blocks and bump positions use: spare chunks go back to the
+            /// address space (and their memory to the OS, as for a dropped
+            /// arena). Returns the bytes given back. Lanes that other threads
+            /// use inside a region at the time are left alone.
+            ///
+            /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+            #[doc = concat!("use bumper::{with_bumper, ", $name, "};")]
+            #[doc = concat!("let arena = ", $name, "::builder().autoscale(false).build().unwrap();")]
+            /// with_bumper(&arena, || drop(vec![0u8; 4 << 20])); // a spike
+            /// arena.reset();
+            /// let held = arena.stats().chunk_bytes;
+            /// assert!(arena.trim() >= 4 << 20);
+            /// assert!(arena.stats().chunk_bytes < held);
+            /// ```
+            pub fn trim(&self) -> u64 {
+                self.core().trim(route::tid())
+            }
+
             /// A snapshot of the arena's counters.
             ///
             /// ```

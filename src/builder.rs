@@ -3,7 +3,7 @@
 use core::marker::PhantomData;
 
 use crate::arena::{Arena, LockedArena};
-use crate::arena_core::{ArenaCore, Config, MAX_LANES};
+use crate::arena_core::{ArenaCore, Config, MAX_LANES, Retain};
 use crate::chunk::SLAB;
 use crate::error::ConfigError;
 use crate::report::EscapePolicy;
@@ -38,6 +38,9 @@ pub struct ArenaBuilder<K> {
     policy: EscapePolicy,
     max_threads: usize,
     guard: bool,
+    autoscale: bool,
+    max_retained: usize,
+    initial_capacity: usize,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -49,6 +52,9 @@ impl<K> ArenaBuilder<K> {
             policy: EscapePolicy::Keep,
             max_threads,
             guard: false,
+            autoscale: true,
+            max_retained: usize::MAX,
+            initial_capacity: 0,
             _kind: PhantomData,
         }
     }
@@ -114,6 +120,53 @@ impl<K> ArenaBuilder<K> {
         self
     }
 
+    /// Whether each reset gives back the chunk memory that recent resets did
+    /// not need (default: on). With it on, an arena keeps about 1.1 times the
+    /// largest need of its last 8 resets (at least its
+    /// [`initial_capacity`](Self::initial_capacity)) and returns the rest to
+    /// the OS, so a one-off spike does not stay resident: the rule of
+    /// AutoscalingAllocBuffer.jl. Off, it keeps every chunk it ever took
+    /// until [`trim`](crate::Arena::trim) or its drop.
+    ///
+    /// ```
+    /// let keep_all = bumper::Arena::builder().autoscale(false).build().unwrap();
+    /// # drop(keep_all);
+    /// ```
+    #[must_use]
+    pub fn autoscale(mut self, on: bool) -> Self {
+        self.autoscale = on;
+        self
+    }
+
+    /// Bounds the chunk memory each thread's lane keeps after a reset, in
+    /// bytes, whatever recent resets needed (with [`autoscale`](Self::autoscale)
+    /// on). The memory in use by live blocks is never given back.
+    ///
+    /// ```
+    /// let arena = bumper::Arena::builder().max_retained(4 << 20).build().unwrap();
+    /// # drop(arena);
+    /// ```
+    #[must_use]
+    pub fn max_retained(mut self, bytes: usize) -> Self {
+        self.max_retained = bytes;
+        self
+    }
+
+    /// Takes `bytes` of chunk memory when the arena is created, so that the
+    /// first regions find it ready, and never trims below it: the
+    /// `with_capacity` of an arena. Counts against the
+    /// [`capacity_limit`](Self::capacity_limit).
+    ///
+    /// ```
+    /// let arena = bumper::Arena::builder().initial_capacity(8 << 20).build().unwrap();
+    /// assert!(arena.stats().chunk_bytes >= 8 << 20);
+    /// ```
+    #[must_use]
+    pub fn initial_capacity(mut self, bytes: usize) -> Self {
+        self.initial_capacity = bytes;
+        self
+    }
+
     fn config(&self) -> Result<Config, ConfigError> {
         if let Some(c) = self.capacity
             && c < SLAB
@@ -143,6 +196,14 @@ impl<K> ArenaBuilder<K> {
             policy: self.policy,
             max_lanes: self.max_threads,
             guard: self.guard,
+            retain: if self.autoscale {
+                Retain::Auto {
+                    max: self.max_retained,
+                }
+            } else {
+                Retain::All
+            },
+            initial_capacity: self.initial_capacity,
         })
     }
 }

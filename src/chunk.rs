@@ -46,6 +46,9 @@ pub(crate) struct ChunkHeader {
     pub(crate) prev: Cell<*mut ChunkHeader>,
     /// End offset of the used part while the chunk is not the lane's current one.
     pub(crate) fill: Cell<usize>,
+    /// While the chunk is free: whether its memory is still committed (kept
+    /// for reuse) rather than given back to the OS.
+    pub(crate) resident: Cell<bool>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -93,6 +96,7 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             base_pos: Cell::new(0),
             prev: Cell::new(ptr::null_mut()),
             fill: Cell::new(HEADER),
+            resident: Cell::new(true),
         })
     };
 }

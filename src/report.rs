@@ -55,6 +55,10 @@ pub enum EscapePolicy {
 pub struct ResetReport {
     /// Bytes made available for reuse.
     pub reclaimed_bytes: u64,
+    /// Chunk memory the reset gave back to the OS (or to other arenas)
+    /// because recent resets did not need it (see
+    /// [`ArenaBuilder::autoscale`](crate::ArenaBuilder::autoscale)).
+    pub trimmed_bytes: u64,
     /// Blocks allocated after the checkpoint that were still live.
     pub escaped_blocks: u64,
     /// Bytes (rounded to 8) of those blocks.

@@ -28,6 +28,10 @@ use crate::sys;
 const CLASSES: usize = 40;
 /// Chunks at least this large give their memory back to the OS when released.
 const DECOMMIT_MIN: usize = 1 << 20;
+/// Free chunks smaller than [`DECOMMIT_MIN`] stay committed for quick reuse
+/// by any arena, up to this many bytes in the whole process; beyond it, they
+/// too are given back to the OS when released.
+pub(crate) const RETAIN_CAP: usize = 64 << 20;
 
 /// Default reservation: 64 GiB of address space (no memory is committed until
 /// a chunk is used). Under Miri, a small heap allocation stands in for it.
@@ -52,8 +56,10 @@ struct Space {
     free: [AtomicU64; CLASSES],
     /// Bytes of chunks currently handed out.
     in_use: AtomicUsize,
-    /// Bytes of chunks waiting on free lists.
+    /// Bytes of free chunks whose memory is still committed.
     retained: AtomicUsize,
+    /// Bytes of free chunks whose memory was given back to the OS.
+    decommitted: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -70,6 +76,7 @@ static SPACE: Space = Space {
     free: [EMPTY_LIST; CLASSES],
     in_use: AtomicUsize::new(0),
     retained: AtomicUsize::new(0),
+    decommitted: AtomicUsize::new(0),
 };
 
 /// Sets the size of the process-wide reservation. Must run before the first
@@ -264,10 +271,17 @@ pub(crate) unsafe fn chunk_of<T>(addr: *const T) -> *mut ChunkHeader {
 }
 
 pub(crate) fn stats() -> SpaceStats {
+    let os = sys::os_calls();
     SpaceStats {
         reserved: SPACE.len.load(Ordering::Relaxed) as u64,
         in_use: SPACE.in_use.load(Ordering::Relaxed) as u64,
         retained: SPACE.retained.load(Ordering::Relaxed) as u64,
+        decommitted: SPACE.decommitted.load(Ordering::Relaxed) as u64,
+        os_calls: os.iter().sum(),
+        mmap_calls: os[0],
+        munmap_calls: os[1],
+        mprotect_calls: os[2],
+        madvise_calls: os[3],
     }
 }
 
@@ -375,6 +389,9 @@ fn carve_fresh(class: usize) -> *mut ChunkHeader {
                         // Fresh mappings read as zero on every platform.
                         unsafe {
                             chunk::init_header(g, k, HEADER);
+                            // Committed but never touched: no memory is
+                            // resident behind it.
+                            (*g).resident.set(false);
                             release_raw(g, k, false);
                         }
                     }
@@ -442,13 +459,18 @@ pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
     }
     // SAFETY: the chunk was just taken off a free list or carved, so this
     // thread owns it exclusively.
-    let size = unsafe { (*chunk).size };
+    let (size, resident) = unsafe { ((*chunk).size, (*chunk).resident.get()) };
     if from_free_list {
-        SPACE.retained.fetch_sub(size, Ordering::Relaxed);
+        if resident {
+            SPACE.retained.fetch_sub(size, Ordering::Relaxed);
+        } else {
+            SPACE.decommitted.fetch_sub(size, Ordering::Relaxed);
+        }
     }
     SPACE.in_use.fetch_add(size, Ordering::Relaxed);
     // SAFETY: as above.
     unsafe {
+        (*chunk).resident.set(true);
         (*chunk).owner.store(owner, Ordering::Relaxed);
         (*chunk).prev.set(ptr::null_mut());
         (*chunk).fill.set(HEADER);
@@ -468,7 +490,12 @@ unsafe fn release_raw(chunk: *mut ChunkHeader, class: usize, was_in_use: bool) {
     if was_in_use {
         SPACE.in_use.fetch_sub(size, Ordering::Relaxed);
     }
-    SPACE.retained.fetch_add(size, Ordering::Relaxed);
+    // SAFETY: the caller owns the chunk.
+    if unsafe { (*chunk).resident.get() } {
+        SPACE.retained.fetch_add(size, Ordering::Relaxed);
+    } else {
+        SPACE.decommitted.fetch_add(size, Ordering::Relaxed);
+    }
     // SAFETY: forwarded from the caller.
     unsafe { push_free(chunk, class) };
 }
@@ -501,7 +528,9 @@ pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
         // SAFETY: as above.
         unsafe { (*chunk).guarded_from.set(size) };
     }
-    if size >= DECOMMIT_MIN {
+    let keep_committed =
+        size < DECOMMIT_MIN && SPACE.retained.load(Ordering::Relaxed) + size <= RETAIN_CAP;
+    if !keep_committed {
         // SAFETY: the chunk is the caller's and holds nothing live.
         unsafe { sys::decommit(chunk.cast(), size) };
         // Only where decommitted pages are known to read as zero again
@@ -509,7 +538,10 @@ pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
         // owner skip zeroing them; elsewhere the whole chunk counts as dirty.
         let clean_from = if sys::DECOMMIT_ZEROES { HEADER } else { size };
         // SAFETY: as above; the header page stays committed.
-        unsafe { chunk::init_header(chunk, class, clean_from) };
+        unsafe {
+            chunk::init_header(chunk, class, clean_from);
+            (*chunk).resident.set(false);
+        }
     } else {
         // SAFETY: as above. The lane recorded in `clean_from` how far the
         // memory may be dirty; that mark travels with the chunk.

@@ -48,7 +48,8 @@ impl fmt::Display for Bytes {
 /// let none = bumper::SpaceStats::default();
 /// assert_eq!(
 ///     none.to_string(),
-///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse"
+///     "address space: 0 bytes reserved, 0 bytes in use by arenas, 0 bytes retained for reuse, \
+///      0 bytes given back to the OS; 0 memory system calls"
 /// );
 /// let arena = bumper::Arena::new();
 /// println!("{}", bumper::space_stats()); // address space: 64.00 GiB reserved, 64.00 KiB in use by arenas, ...
@@ -61,18 +62,36 @@ pub struct SpaceStats {
     pub reserved: u64,
     /// Bytes of chunks held by arenas right now.
     pub in_use: u64,
-    /// Bytes of released chunks kept committed for reuse.
+    /// Bytes of free chunks kept committed for quick reuse by any arena (at
+    /// most 64 MiB of chunks under 1 MiB; larger chunks are never kept).
     pub retained: u64,
+    /// Bytes of free chunks whose memory was given back to the OS (their
+    /// address space stays reserved for reuse).
+    pub decommitted: u64,
+    /// Memory system calls bumper made (`mmap`, `munmap`, `mprotect`,
+    /// `madvise`), in total. A steady loop makes none after its warm-up.
+    pub os_calls: u64,
+    /// Of `os_calls`, the `mmap` calls.
+    pub mmap_calls: u64,
+    /// Of `os_calls`, the `munmap` calls.
+    pub munmap_calls: u64,
+    /// Of `os_calls`, the `mprotect` calls (committing chunks, guard mode).
+    pub mprotect_calls: u64,
+    /// Of `os_calls`, the `madvise` calls (giving memory back).
+    pub madvise_calls: u64,
 }
 
 impl fmt::Display for SpaceStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "address space: {} reserved, {} in use by arenas, {} retained for reuse",
+            "address space: {} reserved, {} in use by arenas, {} retained for reuse, \
+             {} given back to the OS; {} memory system calls",
             Bytes(self.reserved),
             Bytes(self.in_use),
-            Bytes(self.retained)
+            Bytes(self.retained),
+            Bytes(self.decommitted),
+            self.os_calls
         )
     }
 }
@@ -150,6 +169,9 @@ pub struct ArenaStats {
     pub untracked_checkpoints: u64,
     /// Bytes of chunk memory the arena holds (its retained capacity).
     pub chunk_bytes: u64,
+    /// Chunk memory given back so far by resets that kept only what recent
+    /// resets needed, and by [`trim`](crate::Arena::trim).
+    pub trimmed_bytes: u64,
     /// Number of chunks held.
     pub chunks: u64,
     /// The capacity limit, if any.
@@ -199,9 +221,10 @@ impl fmt::Display for ArenaStats {
         )?;
         write!(
             f,
-            "  capacity   {} in {} chunks",
+            "  capacity   {} in {} chunks ({} given back)",
             Bytes(self.chunk_bytes),
-            self.chunks
+            self.chunks,
+            Bytes(self.trimmed_bytes)
         )?;
         if let Some(limit) = self.capacity_limit {
             write!(f, " (limit {})", Bytes(limit))?;
@@ -227,11 +250,14 @@ mod tests {
             reserved: 64 << 30,
             in_use: 320 << 10,
             retained: 1536,
+            decommitted: 2 << 20,
+            os_calls: 7,
+            ..SpaceStats::default()
         };
         assert_eq!(
             s.to_string(),
             "address space: 64.00 GiB reserved, 320.00 KiB in use by arenas, \
-             1.50 KiB retained for reuse"
+             1.50 KiB retained for reuse, 2.00 MiB given back to the OS; 7 memory system calls"
         );
     }
 }

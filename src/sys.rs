@@ -6,7 +6,7 @@
 //! of these functions allocate through the global allocator, panic, or
 //! unwind, so they are safe to call from inside the allocator shim.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The page size, read from the OS once (`sysconf(_SC_PAGESIZE)`); 0 until
 /// then. 4 KiB on most machines, 16 KiB or 64 KiB on some aarch64 ones.
@@ -23,6 +23,30 @@ pub(crate) fn page_size() -> usize {
     let p = imp::page_size();
     PAGE_SIZE.store(p, Ordering::Relaxed);
     p
+}
+
+/// System calls made for memory, by kind: `mmap`, `munmap`, `mprotect`,
+/// `madvise`. Counted so that tests and stats can show that a steady loop
+/// makes none.
+static OS_CALLS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Which counter of [`OS_CALLS`] a call adds to.
+#[derive(Clone, Copy)]
+enum Call {
+    Mmap = 0,
+    Munmap = 1,
+    Mprotect = 2,
+    Madvise = 3,
+}
+
+#[cfg_attr(miri, allow(dead_code))]
+fn count(call: Call) {
+    OS_CALLS[call as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Memory system calls made so far: `[mmap, munmap, mprotect, madvise]`.
+pub(crate) fn os_calls() -> [u64; 4] {
+    core::array::from_fn(|i| OS_CALLS[i].load(Ordering::Relaxed))
 }
 
 /// Whether pages given back with [`decommit`] read as zero when next touched.
@@ -69,6 +93,7 @@ mod imp {
             Some(t) => t,
             None => return ptr::null_mut(),
         };
+        super::count(super::Call::Mmap);
         // SAFETY: an anonymous private mapping with no address hint touches no
         // existing memory; the result is checked against MAP_FAILED.
         let raw = unsafe {
@@ -92,9 +117,11 @@ mod imp {
         // not referenced by anything else yet.
         unsafe {
             if head > 0 {
+                super::count(super::Call::Munmap);
                 libc::munmap(raw.cast(), head);
             }
             if tail > 0 {
+                super::count(super::Call::Munmap);
                 libc::munmap(aligned.wrapping_add(len).cast(), tail);
             }
         }
@@ -103,6 +130,7 @@ mod imp {
 
     /// Makes `[ptr, ptr + len)` readable and writable.
     pub(super) unsafe fn commit(ptr: *mut u8, len: usize) -> bool {
+        super::count(super::Call::Mprotect);
         // SAFETY: the caller passes a page-aligned range of the reservation
         // that it owns (see `super::commit`).
         unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
@@ -110,6 +138,7 @@ mod imp {
 
     /// Makes `[ptr, ptr + len)` inaccessible (guard mode).
     pub(super) unsafe fn protect(ptr: *mut u8, len: usize) -> bool {
+        super::count(super::Call::Mprotect);
         // SAFETY: the caller passes a page-aligned range of a chunk that holds
         // no live data (see `super::protect`).
         unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) == 0 }
@@ -118,6 +147,7 @@ mod imp {
     /// Gives the physical pages of `[ptr, ptr + len)` back to the OS; the range
     /// stays mapped and reads as zero afterwards.
     pub(super) unsafe fn decommit(ptr: *mut u8, len: usize) {
+        super::count(super::Call::Madvise);
         // SAFETY: the caller passes a page-aligned range of the reservation
         // that holds no live data (see `super::decommit`).
         unsafe {
@@ -127,6 +157,7 @@ mod imp {
 
     /// Maps `len` fresh zeroed read-write bytes outside the reservation.
     pub(super) fn map(len: usize) -> *mut u8 {
+        super::count(super::Call::Mmap);
         // SAFETY: as in `reserve`; the result is checked.
         let raw = unsafe {
             libc::mmap(
@@ -147,6 +178,7 @@ mod imp {
 
     /// Unmaps a range returned by `map`.
     pub(super) unsafe fn unmap(ptr: *mut u8, len: usize) {
+        super::count(super::Call::Munmap);
         // SAFETY: the caller passes exactly a range returned by `map` that
         // nothing refers to any more (see `super::unmap`).
         unsafe {

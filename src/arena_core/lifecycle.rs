@@ -39,7 +39,7 @@ impl ArenaCore {
             let busy = core.for_each_claimable_lane(tid, OwnRegions::Busy, |lane| {
                 // SAFETY: `for_each_claimable_lane` holds the lane's claim for
                 // us.
-                let (r, live_blocks, live_bytes, freed) = unsafe {
+                let (r, live_blocks, live_bytes) = unsafe {
                     lane.sync(&checkpoints, generation);
                     let r = lane.reset(None);
                     // Close the remote list only now: later frees of this
@@ -48,13 +48,13 @@ impl ArenaCore {
                     // live count below is exact.
                     lane.close();
                     let (live_blocks, live_bytes) = lane.live();
-                    (r, live_blocks, live_bytes, lane.release_spares())
+                    lane.release_spares();
+                    (r, live_blocks, live_bytes)
                 };
                 report.reclaimed_bytes += r.reclaimed;
                 report.escaped_blocks += live_blocks;
                 report.escaped_bytes += live_bytes;
                 blocks += live_blocks as i64;
-                core.held.fetch_sub(freed, Ordering::Relaxed);
             });
             // A busy lane, or a region running on the spill lane, means a
             // region of this arena is still active on some thread. Safe code

@@ -52,6 +52,21 @@ pub(crate) struct Config {
     pub(crate) policy: EscapePolicy,
     pub(crate) max_lanes: usize,
     pub(crate) guard: bool,
+    /// How much chunk memory each lane keeps after a reset (see
+    /// `Lane::retain_target`).
+    pub(crate) retain: Retain,
+    /// Chunk memory taken at creation, and never trimmed below.
+    pub(crate) initial_capacity: usize,
+}
+
+/// The retained-capacity policy of an arena's lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retain {
+    /// Keep about 1.1 times the largest need of the last resets, at most
+    /// this many bytes per lane.
+    Auto { max: usize },
+    /// Keep every chunk until `trim` or the arena's drop.
+    All,
 }
 
 pub(crate) struct Counters {
@@ -66,6 +81,8 @@ pub(crate) struct Counters {
     contended: AtomicU64,
     untracked: AtomicU64,
     lanes_exhausted: AtomicU64,
+    /// Chunk bytes given back by retained-capacity trimming and `trim`.
+    trimmed: AtomicU64,
 }
 
 impl Counters {
@@ -82,6 +99,7 @@ impl Counters {
             contended: AtomicU64::new(0),
             untracked: AtomicU64::new(0),
             lanes_exhausted: AtomicU64::new(0),
+            trimmed: AtomicU64::new(0),
         }
     }
 }
@@ -101,6 +119,8 @@ static FALLBACK: ArenaCore = ArenaCore::blank(
         policy: EscapePolicy::Keep,
         max_lanes: 0,
         guard: false,
+        retain: Retain::All,
+        initial_capacity: 0,
     },
     &raw const FALLBACK,
     ptr::null_mut(),
@@ -125,6 +145,8 @@ pub(crate) struct ArenaCore {
     /// Bytes of chunks this arena holds (checked against `capacity`).
     held: AtomicUsize,
     chunk_size: usize,
+    pub(crate) retain: Retain,
+    pub(crate) initial_capacity: usize,
     /// Live blocks of a dropped arena (see `close`).
     orphan_live: AtomicI64,
     /// The chunk hosting this core, or null if it lives in a mapping.
@@ -220,6 +242,18 @@ impl ArenaCore {
                 (*core_ptr).held.store((*home).size, Ordering::Relaxed);
             }
             Lane::init(lane0, core_ptr, home, cfg.chunk_size, false);
+            if cfg.initial_capacity > 0 {
+                let extra = cfg
+                    .initial_capacity
+                    .saturating_sub((*core_ptr).held.load(Ordering::Relaxed));
+                if extra > 0 {
+                    let chunk = (*core_ptr).acquire_chunk(extra, lane0);
+                    if !chunk.is_null() {
+                        // The lane is not reachable by any other thread yet.
+                        (*lane0).add_spare(chunk);
+                    }
+                }
+            }
             (*core_ptr).lanes[0].store(lane0, Ordering::Relaxed);
             (*core_ptr).nlanes.store(1, Ordering::Release);
             Self::register(core_ptr);
@@ -248,6 +282,8 @@ impl ArenaCore {
             capacity: cfg.capacity,
             held: AtomicUsize::new(0),
             chunk_size: cfg.chunk_size,
+            retain: cfg.retain,
+            initial_capacity: cfg.initial_capacity,
             orphan_live: AtomicI64::new(0),
             home,
             map_len,
@@ -344,6 +380,14 @@ impl ArenaCore {
         chunk
     }
 
+    /// Accounts for chunks a lane gave back to the space (trimming).
+    pub(crate) fn chunks_released(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+        self.counters
+            .trimmed
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// Counts a request that went to the inner allocator: as a spill if it
     /// was served, as a failed spill if the inner allocator returned null.
     pub(crate) fn record_spill(&self, bytes: usize, served: bool) {
@@ -393,6 +437,8 @@ mod tests {
             policy: EscapePolicy::Keep,
             max_lanes,
             guard: false,
+            retain: Retain::Auto { max: usize::MAX },
+            initial_capacity: 0,
         }
     }
 

@@ -80,6 +80,7 @@ impl ArenaCore {
                 lane.reset(serial)
             };
             report.reclaimed_bytes += r.reclaimed;
+            report.trimmed_bytes += r.trimmed;
             report.escaped_blocks += r.escaped_blocks;
             report.escaped_bytes += r.escaped_bytes;
             report.untracked |= r.untracked;
@@ -111,6 +112,18 @@ impl ArenaCore {
         if r.untracked {
             c.untracked.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Gives back every spare chunk of the lanes no other thread's region
+    /// holds. Returns the bytes.
+    pub(crate) fn trim(&self, tid: u64) -> u64 {
+        let _checkpoints = self.checkpoints.lock();
+        let mut total = 0u64;
+        self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
+            // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
+            total += unsafe { lane.trim() } as u64;
+        });
+        total
     }
 
     /// A snapshot of the arena's counters, exact for every lane no other
@@ -159,6 +172,7 @@ impl ArenaCore {
             lanes: n as u32,
             busy_lanes: busy,
             lanes_exhausted: load(&c.lanes_exhausted),
+            trimmed_bytes: load(&c.trimmed),
             active_checkpoints: active,
         }
     }

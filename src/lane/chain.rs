@@ -58,11 +58,8 @@ impl Lane {
             Some(n) => n,
             None => return false,
         };
-        let spare = self.spare.get();
-        // SAFETY: spare chunks belong to this lane.
-        if !spare.is_null() && unsafe { (*spare).size } >= need {
-            // SAFETY: as above.
-            self.spare.set(unsafe { (*spare).prev.get() });
+        let spare = self.take_spare(need);
+        if !spare.is_null() {
             // SAFETY: a spare chunk is this lane's and not in the chain.
             unsafe { self.switch_to(spare) };
             return true;
@@ -92,13 +89,19 @@ impl Lane {
             self.leave_chunk(old);
         }
         // SAFETY: guaranteed by the caller.
-        unsafe {
+        let size = unsafe {
             (*chunk).prev.set(old);
             (*chunk).base_pos.set(pos);
             let start = (*chunk).start.get();
             self.enter_chunk(chunk, start);
-        }
+            (*chunk).size
+        };
         self.refresh_floor();
+        let chain = self.chain_bytes.get() + size;
+        self.chain_bytes.set(chain);
+        if chain > self.reset_peak.get() {
+            self.reset_peak.set(chain);
+        }
     }
 
     /// Makes `chunk` current with the bump at offset `offset`.
@@ -232,9 +235,8 @@ impl Lane {
         // `retreat_at` would be 0) belong to this lane.
         unsafe {
             let prev = (*chunk).prev.get();
-            (*chunk).fill.set((*chunk).start.get());
-            (*chunk).prev.set(self.spare.get());
-            self.spare.set(chunk);
+            self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
+            self.push_spare(chunk);
             self.enter_chunk(prev, (*prev).fill.get());
         }
         self.refresh_floor();
@@ -256,7 +258,10 @@ impl Lane {
         // ends at the home chunk (or the first chunk), whose base is 0; no
         // block above `pos` is live (the reset that calls this checked).
         unsafe {
-            while (*chunk).base_pos.get() > pos {
+            // `>=`: a chunk that starts exactly at `pos` holds nothing below
+            // it, so the lane goes back to the end of the previous one, and a
+            // big chunk taken at the very start does not stay current.
+            while (*chunk).base_pos.get() >= pos {
                 let prev = (*chunk).prev.get();
                 if prev.is_null() {
                     break;
@@ -270,9 +275,8 @@ impl Lane {
                         dirty,
                     );
                 }
-                (*chunk).fill.set((*chunk).start.get());
-                (*chunk).prev.set(self.spare.get());
-                self.spare.set(chunk);
+                self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
+                self.push_spare(chunk);
                 chunk = prev;
             }
             let offset = (*chunk).start.get() + (pos - (*chunk).base_pos.get()) as usize;
@@ -310,20 +314,103 @@ impl Lane {
     /// # Safety
     /// Owner only: the calling thread holds the lane's claim.
     pub(crate) unsafe fn release_spares(&self) -> usize {
-        let mut total = 0;
+        self.trim_spares(0)
+    }
+
+    /// Keeps spare chunks, lowest first, while the lane's chunks add up to at
+    /// most `target` bytes, and gives the others back to the space. Returns
+    /// the bytes given back.
+    pub(super) fn trim_spares(&self, target: usize) -> usize {
+        let mut held = self.chain_bytes.get();
+        let mut kept_head: *mut ChunkHeader = ptr::null_mut();
+        let mut kept_tail: *mut ChunkHeader = ptr::null_mut();
+        let mut released = 0;
         let mut s = self.spare.get();
         while !s.is_null() {
-            // SAFETY: spare chunks hold no live block and belong to this lane,
-            // which the caller holds.
+            // SAFETY: spare chunks hold no live block and belong to this lane.
             unsafe {
                 let next = (*s).prev.get();
-                total += (*s).size;
-                space::release(s);
+                let size = (*s).size;
+                if held.saturating_add(size) <= target {
+                    held += size;
+                    (*s).prev.set(ptr::null_mut());
+                    if kept_tail.is_null() {
+                        kept_head = s;
+                    } else {
+                        (*kept_tail).prev.set(s);
+                    }
+                    kept_tail = s;
+                } else {
+                    released += size;
+                    space::release(s);
+                }
                 s = next;
             }
         }
-        self.spare.set(ptr::null_mut());
-        total
+        self.spare.set(kept_head);
+        if released > 0 && !self.core.is_null() {
+            self.core().chunks_released(released);
+        }
+        released
+    }
+
+    /// Adds a chunk acquired for this lane to its spares (an arena's initial
+    /// capacity).
+    ///
+    /// # Safety
+    /// Owner only (or the lane is not reachable by any other thread yet);
+    /// `chunk` was acquired for this lane and is in no list.
+    pub(crate) unsafe fn add_spare(&self, chunk: *mut ChunkHeader) {
+        self.push_spare(chunk);
+    }
+
+    /// Puts a chunk that left the chain on the spare list, which is kept
+    /// sorted by size, smallest first: a refill then takes the smallest
+    /// spare that fits, and trimming keeps the smallest ones, so that a
+    /// steady loop settles on chunks its size after a spike.
+    fn push_spare(&self, chunk: *mut ChunkHeader) {
+        // SAFETY: `chunk` and every spare chunk belong to this lane; the
+        // chunk is in no list.
+        unsafe {
+            (*chunk).fill.set((*chunk).start.get());
+            let size = (*chunk).size;
+            let mut prev: *mut ChunkHeader = ptr::null_mut();
+            let mut cur = self.spare.get();
+            while !cur.is_null() && (*cur).size < size {
+                prev = cur;
+                cur = (*cur).prev.get();
+            }
+            (*chunk).prev.set(cur);
+            if prev.is_null() {
+                self.spare.set(chunk);
+            } else {
+                (*prev).prev.set(chunk);
+            }
+        }
+    }
+
+    /// Takes the smallest spare chunk of at least `need` bytes off the spare
+    /// list, or returns null.
+    fn take_spare(&self, need: usize) -> *mut ChunkHeader {
+        let mut prev: *mut ChunkHeader = ptr::null_mut();
+        let mut cur = self.spare.get();
+        // SAFETY: spare chunks belong to this lane.
+        unsafe {
+            while !cur.is_null() {
+                let next = (*cur).prev.get();
+                if (*cur).size >= need {
+                    if prev.is_null() {
+                        self.spare.set(next);
+                    } else {
+                        (*prev).prev.set(next);
+                    }
+                    return cur;
+                }
+                prev = cur;
+                cur = next;
+            }
+        }
+        ptr::null_mut()
     }
 
     /// Gives every chunk except the home chunk back to the space. Returns
@@ -350,6 +437,7 @@ impl Lane {
         }
         self.chunk.set(ptr::null_mut());
         self.limit.set(0);
+        self.chain_bytes.set(0);
         total
     }
 

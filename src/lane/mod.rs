@@ -54,6 +54,9 @@ use segments::SegmentStack;
 pub(crate) const MAX_ALIGN: usize = SLAB;
 /// Growth of a lane's chunks stops doubling at this size.
 const MAX_CHUNK: usize = 64 << 20;
+/// Resets whose needs decide the retained capacity (AutoscalingAllocBuffer's
+/// window): a one-off spike is forgotten after this many resets.
+const NEEDS: usize = 8;
 
 /// Rounds a block size up to the 8-byte granule every block occupies.
 #[inline(always)]
@@ -100,6 +103,15 @@ pub(crate) struct Lane {
     /// Size of the next chunk to ask the space for.
     next_chunk: Cell<usize>,
     peak: Cell<u64>,
+    /// Bytes of the chunks in the chain (the current one and those below).
+    chain_bytes: Cell<usize>,
+    /// Highest `chain_bytes` since the last reset: the chunk memory the loop
+    /// between two resets needed.
+    reset_peak: Cell<usize>,
+    /// The needs of the last [`NEEDS`] resets (a ring), for the retained
+    /// capacity.
+    needs: [Cell<usize>; NEEDS],
+    needs_next: Cell<usize>,
     segments: UnsafeCell<SegmentStack>,
 
     // ---- shared ----
@@ -148,6 +160,10 @@ impl Lane {
             spare: Cell::new(ptr::null_mut()),
             next_chunk: Cell::new(first_chunk),
             peak: Cell::new(0),
+            chain_bytes: Cell::new(0),
+            reset_peak: Cell::new(0),
+            needs: [const { Cell::new(0) }; NEEDS],
+            needs_next: Cell::new(0),
             segments: UnsafeCell::new(SegmentStack::new()),
             owner: CachePadded::new(AtomicU64::new(0)),
             remote: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
@@ -180,6 +196,8 @@ impl Lane {
                 (*home).owner.store(place.cast(), Ordering::Release);
                 (*place).enter_chunk(home, (*home).start.get());
                 (*place).refresh_floor();
+                (*place).chain_bytes.set((*home).size);
+                (*place).reset_peak.set((*home).size);
             }
         }
     }

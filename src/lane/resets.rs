@@ -2,8 +2,11 @@
 //! are made by the pure segment stack (`segments.rs`); this file moves the
 //! bump pointer to match them.
 
+use core::cell::Cell;
+
 use super::Lane;
 use super::segments::ResetPlan;
+use crate::arena_core::Retain;
 use crate::checkpoints::CheckpointList;
 
 /// Outcome of resetting one lane.
@@ -14,6 +17,8 @@ pub(crate) struct LaneReset {
     pub(crate) escaped_bytes: u64,
     /// The lane held no boundary for the checkpoint (too many nested).
     pub(crate) untracked: bool,
+    /// Chunk bytes given back to the space beyond the retained capacity.
+    pub(crate) trimmed: u64,
 }
 
 /// A snapshot of one lane's figures, taken by a thread that holds it.
@@ -90,6 +95,7 @@ impl Lane {
         // SAFETY: owner only, as the caller.
         unsafe { self.drain() };
         self.flush_top();
+        let need = self.reset_peak.get();
         let cur = self.pos();
         let (target, escaped_blocks, escaped_bytes) = match self.segments().plan_reset(serial, cur)
         {
@@ -109,12 +115,49 @@ impl Lane {
         debug_assert!(target <= cur, "a reset never moves the bump pointer up");
         self.rewind(target);
         self.load_top();
+        self.record_need(need);
+        self.reset_peak.set(self.chain_bytes.get());
+        let trimmed = self.trim_spares(self.retain_target()) as u64;
         LaneReset {
             reclaimed: cur - target,
             escaped_blocks,
             escaped_bytes,
             untracked: false,
+            trimmed,
         }
+    }
+
+    /// Remembers what the loop before this reset needed.
+    fn record_need(&self, need: usize) {
+        let i = self.needs_next.get();
+        self.needs[i].set(need);
+        self.needs_next.set((i + 1) % self.needs.len());
+    }
+
+    /// The chunk memory this lane keeps after a reset: about 1.1 times the
+    /// largest need of the last resets (as AutoscalingAllocBuffer.jl does),
+    /// at least the arena's initial capacity, at most its bound.
+    fn retain_target(&self) -> usize {
+        let core = self.core();
+        match core.retain {
+            Retain::All => usize::MAX,
+            Retain::Auto { max } => {
+                let need = self.needs.iter().map(Cell::get).max().unwrap_or(0);
+                let target = need.saturating_add(need / 10);
+                target.max(core.initial_capacity).min(max)
+            }
+        }
+    }
+
+    /// Gives every spare chunk back to the space now. Returns the bytes.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn trim(&self) -> usize {
+        if self.spill_only {
+            return 0;
+        }
+        self.trim_spares(0)
     }
 
     /// Live blocks and bytes in all segments (after [`Lane::drain`]).
