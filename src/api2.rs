@@ -73,7 +73,7 @@ unsafe fn bump(lane: &Lane, layout: Layout) -> *mut u8 {
         if !p.is_null() {
             return p;
         }
-        lane.alloc_slow(layout.size(), layout.align())
+        lane.alloc_slow(layout.size(), layout.align(), false)
     }
 }
 

@@ -49,6 +49,14 @@ pub(crate) struct ChunkHeader {
     /// While the chunk is free: whether its memory is still committed (kept
     /// for reuse) rather than given back to the OS.
     pub(crate) resident: Cell<bool>,
+    /// The chunk holds one large block of its lane, outside the lane's bump
+    /// chain (see `lane/side.rs`).
+    pub(crate) side: Cell<bool>,
+    /// For a side chunk: the lane's list of side chunks (`prev` is the other
+    /// link), and the newest checkpoint serial the lane knew when the block
+    /// was allocated.
+    pub(crate) side_next: Cell<*mut ChunkHeader>,
+    pub(crate) side_serial: Cell<u64>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -97,6 +105,9 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             prev: Cell::new(ptr::null_mut()),
             fill: Cell::new(HEADER),
             resident: Cell::new(true),
+            side: Cell::new(false),
+            side_next: Cell::new(ptr::null_mut()),
+            side_serial: Cell::new(0),
         })
     };
 }

@@ -150,8 +150,9 @@ mod handler {
             sys::write_stderr(b"bumper: guard mode caught an access to arena memory at ");
             sys::write_stderr(hex(addr, &mut buf));
             sys::write_stderr(
-                b" that a reset (reset, reset_to or the end of no_escape) handed back: \
-                  a pointer to it was used after the reset (use after reset)\n",
+                b" that a reset (reset, reset_to or the end of no_escape) or the free of a \
+                  large block handed back: a pointer to it was used after that \
+                  (use after reset or free)\n",
             );
             // Die with the original signal: restore the default action and
             // return, so the faulting access runs again.

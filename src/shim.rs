@@ -111,13 +111,9 @@ impl<A: GlobalAlloc> Bumper<A> {
         // SAFETY: the route is the lane of this thread's newest region, which
         // this thread holds (or a spill-only lane, which is never written).
         let lane = unsafe { &*route };
-        // SAFETY: as above.
-        let p = unsafe { lane.alloc_slow(size, layout.align()) };
+        // SAFETY: as above; the lane zeroes the block if asked.
+        let p = unsafe { lane.alloc_slow(size, layout.align(), zeroed) };
         if !p.is_null() {
-            if zeroed {
-                // SAFETY: `p` is the block of `size` bytes just allocated.
-                unsafe { lane.zero_fresh(p, size) };
-            }
             return p;
         }
         route::count_inner(size);

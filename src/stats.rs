@@ -129,8 +129,11 @@ pub struct ArenaStats {
     /// Bytes requested by those calls.
     pub bytes_allocated: u64,
     /// Bytes of arena memory in use now: everything below the bump pointers,
-    /// padding and escaped blocks included. A reset that reclaims everything
-    /// brings it back exactly to its value at the checkpoint.
+    /// padding and escaped blocks included, plus the live large blocks
+    /// (`large_bytes`). A reset that reclaims everything brings the part
+    /// below the bump pointers (`bytes_in_use - large_bytes`) back exactly
+    /// to its value at the checkpoint; large blocks go back when they are
+    /// freed.
     pub bytes_in_use: u64,
     /// Highest `bytes_in_use` seen (summed over lanes).
     pub peak_bytes_in_use: u64,
@@ -138,6 +141,13 @@ pub struct ArenaStats {
     pub live_blocks: u64,
     /// Bytes (rounded up to 8) of those blocks.
     pub live_bytes: u64,
+    /// Of the live blocks, the large ones (at least a quarter of the chunk
+    /// size, 64 KiB by default), which get a chunk of their own so that they
+    /// never pin, or are pinned by, the small blocks around them. They are
+    /// counted in `bytes_in_use` too.
+    pub large_blocks: u64,
+    /// Bytes (rounded up to 8) of those large blocks.
+    pub large_bytes: u64,
     /// Requests made inside a region of this arena that the inner allocator
     /// served: past the capacity limit, when the address space ran out, for
     /// alignments above 64 KiB, or when every lane was taken.

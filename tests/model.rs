@@ -101,6 +101,10 @@ const MAX_NO_ESCAPE: usize = 24;
 const MAX_COROUTINES: usize = 6;
 /// Most regions one coroutine holds at once.
 const MAX_CO_REGIONS: usize = 4;
+/// Blocks of at least this many bytes get a chunk of their own in an arena
+/// with the default chunk size (a quarter of its 256 KiB): they never pin,
+/// and are never pinned by, the bump part (`ArenaStats::large_bytes`).
+const LARGE: usize = 64 << 10;
 
 // ---------------------------------------------------------------------------
 // operations
@@ -771,6 +775,17 @@ impl<'h> State<'h> {
 
     /// Live blocks and rounded bytes of arena instance `inst` allocated after
     /// sequence number `after`.
+    /// Live large blocks of arena instance `inst`: those of at least
+    /// [`LARGE`] bytes, which live in chunks of their own.
+    fn large_of(&self, inst: u32) -> (u64, u64) {
+        self.blocks
+            .iter()
+            .filter(|b| b.owner == Owner::Arena(inst) && b.mem.size >= LARGE)
+            .fold((0, 0), |(n, bytes), b| {
+                (n + 1, bytes + b.mem.size.next_multiple_of(8) as u64)
+            })
+    }
+
     fn live_of(&self, inst: u32, after: u64) -> (u64, u64) {
         self.blocks
             .iter()
@@ -856,6 +871,11 @@ impl<'h> State<'h> {
         assert_eq!(
             s.live_bytes, bytes,
             "{when}: live bytes of arena instance {inst}\n{s}"
+        );
+        assert_eq!(
+            (s.large_blocks, s.large_bytes),
+            self.large_of(inst),
+            "{when}: large blocks of arena instance {inst}\n{s}"
         );
         assert_eq!(
             s.allocations, c.allocs,
@@ -1049,7 +1069,12 @@ impl<'h> State<'h> {
                         _ => None,
                     })
                 });
-                if let Some(floor) = floor {
+                // A large block is alone in its chunk, outside the bump
+                // chain: no reset can cut its tail, so it may grow in place
+                // whenever its chunk has room.
+                if let Some(floor) = floor
+                    && b.mem.size < LARGE
+                {
                     assert!(
                         b.seq > floor,
                         "{b:?} grew in place to {new_size} although it predates the innermost checkpoint (sequence {floor})"
@@ -1060,9 +1085,12 @@ impl<'h> State<'h> {
             self.count_arena_alloc(ctx, new_size);
             inc(&self.cov.realloc_in_place);
         } else {
-            // Shrinking inside a region of the block's arena is always in place.
+            // Shrinking inside a region of the block's arena is in place,
+            // except for a large block that shrinks below `LARGE`: it moves
+            // out of its chunk of its own into the bump chain.
+            let leaves_its_chunk = b.mem.size >= LARGE && new_size < LARGE;
             assert!(
-                !(ctx_owner == b.owner && new_size <= b.mem.size),
+                !(ctx_owner == b.owner && new_size <= b.mem.size && !leaves_its_chunk),
                 "shrinking {b:?} to {new_size} in its own arena moved it to {p:?}"
             );
             assert_eq!(
@@ -1348,8 +1376,11 @@ impl<'h> State<'h> {
         }
         let after = self.check_arena(slot, "after no_escape");
         if n == 0 {
+            // Large blocks live in chunks of their own: the bump part returns
+            // to its checkpoint exactly, whatever large blocks came and went.
             assert_eq!(
-                after.bytes_in_use, before.bytes_in_use,
+                after.bytes_in_use - after.large_bytes,
+                before.bytes_in_use - before.large_bytes,
                 "a clean no_escape on slot {slot} did not return to its checkpoint\nbefore: {before}\nafter: {after}"
             );
             inc(&self.cov.no_escape_clean);

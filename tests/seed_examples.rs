@@ -201,7 +201,7 @@ fn bad_function_2_concurrent_resets_are_safe_and_reported() {
 /// Like `basic_reduction`, but the arrays are freed in the order they were
 /// allocated, as a garbage collector might free them. Frees in reverse order
 /// are handed back at once by the bump allocator (see the next test); these
-/// are not, so without a reset the dead arrays pile up.
+/// are not, so without a reset dead small blocks pile up.
 fn basic_reduction_fifo(a: &[f64]) -> f64 {
     let (b, c) = some_allocating_function(a);
     let sum: Vec<f64> = b.iter().zip(&c).map(|(x, y)| x + y).collect();
@@ -211,10 +211,44 @@ fn basic_reduction_fifo(a: &[f64]) -> f64 {
 }
 
 #[test]
-fn bad_function_3_never_resetting_spills_under_a_capacity_limit() {
+fn bad_function_3_never_resetting_is_bounded_because_large_arrays_go_back_when_freed() {
+    // The arrays (800 KB each) are large blocks: each gets a chunk of its own,
+    // which goes back to the arena the moment the array is freed, in any
+    // order. So the loop that never resets does not grow, and never reaches
+    // its capacity limit.
     let a = input();
     let buf = LockedArena::builder()
         .capacity_limit(4 << 20)
+        .build()
+        .unwrap();
+    let n = 100;
+    let mut output = Vec::with_capacity(n);
+    let ((), inner) = count_inner(|| {
+        with_bumper(&buf, || {
+            for _ in 0..n {
+                output.push(basic_reduction_fifo(&a));
+            }
+        })
+    });
+    assert_eq!(output.len(), n);
+    assert!(output.iter().all(|&x| x == 200_000.0));
+    let s = buf.stats();
+    assert_eq!((s.spills, inner.allocs), (0, 0), "{s}");
+    assert_eq!(s.allocations, 3 * n as u64);
+    assert_eq!((s.live_blocks, s.resets), (0, 0));
+    assert!(s.chunk_bytes <= 4 << 20, "{s}");
+}
+
+#[test]
+fn bad_function_3_never_resetting_spills_under_a_capacity_limit() {
+    // With chunks of 4 MiB, the 800 KB arrays are below a quarter of the
+    // chunk size, so they are bump-allocated: freed in allocation order,
+    // they are not handed back until a reset, and without one the arena
+    // fills up to its capacity limit, then spills to the inner allocator.
+    let a = input();
+    let buf = LockedArena::builder()
+        .capacity_limit(4 << 20)
+        .chunk_size(4 << 20)
         .build()
         .unwrap();
     let n = 100; // each iteration leaves ~1.6 MB of dead arrays behind

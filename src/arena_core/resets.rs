@@ -141,6 +141,8 @@ impl ArenaCore {
             sum.peak += s.peak;
             sum.live_blocks += s.live_blocks;
             sum.live_bytes += s.live_bytes;
+            sum.large_blocks += s.large_blocks;
+            sum.large_bytes += s.large_bytes;
             sum.chunk_bytes += s.chunk_bytes;
             sum.chunks += s.chunks;
         });
@@ -156,6 +158,8 @@ impl ArenaCore {
             peak_bytes_in_use: sum.peak,
             live_blocks: sum.live_blocks,
             live_bytes: sum.live_bytes,
+            large_blocks: sum.large_blocks,
+            large_bytes: sum.large_bytes,
             spills: load(&c.spills),
             spilled_bytes: load(&c.spilled_bytes),
             failed_spills: load(&c.failed_spills),

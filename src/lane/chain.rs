@@ -151,7 +151,9 @@ impl Lane {
         unsafe {
             let dirty = (high - c).max((*chunk).clean_from.get());
             (*chunk).clean_from.set(dirty);
-            let top = (*chunk).base_pos.get() + (high - ChunkHeader::data(chunk)) as u64;
+            let top = (*chunk).base_pos.get()
+                + (high - ChunkHeader::data(chunk)) as u64
+                + self.side_bytes.get();
             if top > self.peak.get() {
                 self.peak.set(top);
             }
@@ -307,6 +309,7 @@ impl Lane {
             // SAFETY: spare links of chunks owned by this lane.
             s = unsafe { (*s).prev.get() };
         }
+        self.for_each_side(f);
     }
 
     /// Gives the spare chunks back to the space. Returns their total size.
@@ -368,7 +371,7 @@ impl Lane {
     /// sorted by size, smallest first: a refill then takes the smallest
     /// spare that fits, and trimming keeps the smallest ones, so that a
     /// steady loop settles on chunks its size after a spike.
-    fn push_spare(&self, chunk: *mut ChunkHeader) {
+    pub(super) fn push_spare(&self, chunk: *mut ChunkHeader) {
         // SAFETY: `chunk` and every spare chunk belong to this lane; the
         // chunk is in no list.
         unsafe {
@@ -391,13 +394,22 @@ impl Lane {
 
     /// Takes the smallest spare chunk of at least `need` bytes off the spare
     /// list, or returns null.
-    fn take_spare(&self, need: usize) -> *mut ChunkHeader {
+    pub(super) fn take_spare(&self, need: usize) -> *mut ChunkHeader {
+        self.take_spare_within(need, usize::MAX)
+    }
+
+    /// Takes the smallest spare chunk of `need` to `max` bytes off the spare
+    /// list, or returns null.
+    pub(super) fn take_spare_within(&self, need: usize, max: usize) -> *mut ChunkHeader {
         let mut prev: *mut ChunkHeader = ptr::null_mut();
         let mut cur = self.spare.get();
         // SAFETY: spare chunks belong to this lane.
         unsafe {
             while !cur.is_null() {
                 let next = (*cur).prev.get();
+                if (*cur).size > max {
+                    break;
+                }
                 if (*cur).size >= need {
                     if prev.is_null() {
                         self.spare.set(next);
@@ -423,6 +435,15 @@ impl Lane {
         self.note_high_water();
         // SAFETY: nothing else can use the lane (caller contract).
         let mut total = unsafe { self.release_spares() };
+        self.for_each_side(|c| {
+            // SAFETY: no block of the lane is live any more, so neither is
+            // the side chunk's (caller contract).
+            unsafe {
+                total += (*c).size;
+                space::release(c);
+            }
+        });
+        self.side.set(ptr::null_mut());
         let mut c = self.chunk.get();
         while !c.is_null() {
             // SAFETY: chain chunks of this lane; none holds a live block.

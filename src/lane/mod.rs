@@ -39,12 +39,14 @@ use crossbeam_utils::CachePadded;
 
 use crate::arena_core::ArenaCore;
 use crate::chunk::{ChunkHeader, SLAB};
+use crate::space;
 
 mod chain;
 mod claim;
 mod remote;
 mod resets;
 mod segments;
+mod side;
 
 pub(crate) use claim::Claim;
 pub(crate) use resets::LaneStats;
@@ -85,6 +87,9 @@ pub(crate) struct Lane {
     /// First data byte of the current chunk if a free there should move the
     /// lane back to the previous chunk (see [`Lane::retreat`]); else 0.
     retreat_at: Cell<usize>,
+    /// Requests of at least this many bytes get a chunk of their own (see
+    /// `side.rs`). Immutable.
+    large_from: usize,
 
     // ---- warm: slow paths (owner only) ----
     chunk: Cell<*mut ChunkHeader>,
@@ -103,6 +108,12 @@ pub(crate) struct Lane {
     /// Size of the next chunk to ask the space for.
     next_chunk: Cell<usize>,
     peak: Cell<u64>,
+    /// Side chunks holding one live large block each (see `side.rs`),
+    /// linked through `side_next`/`prev`.
+    side: Cell<*mut ChunkHeader>,
+    side_live: Cell<u64>,
+    side_bytes: Cell<u64>,
+    side_chunk_bytes: Cell<usize>,
     /// Bytes of the chunks in the chain (the current one and those below).
     chain_bytes: Cell<usize>,
     /// Highest `chain_bytes` since the last reset: the chunk memory the loop
@@ -151,6 +162,11 @@ impl Lane {
             bytes: Cell::new(0),
             high_water: Cell::new(0),
             retreat_at: Cell::new(0),
+            large_from: if first_chunk / 4 > SLAB {
+                first_chunk / 4
+            } else {
+                SLAB
+            },
             chunk: Cell::new(ptr::null_mut()),
             entry_clean: Cell::new(0),
             top_start: Cell::new(0),
@@ -160,6 +176,10 @@ impl Lane {
             spare: Cell::new(ptr::null_mut()),
             next_chunk: Cell::new(first_chunk),
             peak: Cell::new(0),
+            side: Cell::new(ptr::null_mut()),
+            side_live: Cell::new(0),
+            side_bytes: Cell::new(0),
+            side_chunk_bytes: Cell::new(0),
             chain_bytes: Cell::new(0),
             reset_peak: Cell::new(0),
             needs: [const { Cell::new(0) }; NEEDS],
@@ -275,7 +295,7 @@ impl Lane {
         };
         let rounded = granule(size);
         let end = p.wrapping_add(rounded);
-        if end.addr() <= self.limit.get() && !bump.is_null() {
+        if end.addr() <= self.limit.get() && !bump.is_null() && size < self.large_from {
             debug_assert!(
                 p.addr() >= self.top_floor.get(),
                 "bumping below the top floor"
@@ -298,13 +318,14 @@ impl Lane {
     }
 
     /// The slow path of [`Lane::try_alloc`]: catches up with checkpoints
-    /// taken by other threads, moves to a spare or new chunk, and allocates
-    /// there. Returns null if the caller must spill.
+    /// taken by other threads, gives a large block a chunk of its own, moves
+    /// to a spare or new chunk, and allocates there; zeroes the block if
+    /// `zeroed`. Returns null if the caller must spill.
     ///
     /// # Safety
     /// As for [`Lane::try_alloc`].
     #[inline(never)]
-    pub(crate) unsafe fn alloc_slow(&self, size: usize, align: usize) -> *mut u8 {
+    pub(crate) unsafe fn alloc_slow(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
         if self.spill_only || align > MAX_ALIGN {
             return ptr::null_mut();
         }
@@ -313,25 +334,28 @@ impl Lane {
             // SAFETY: this thread holds the claim (caller contract).
             unsafe { core.sync_lane(self) };
         }
+        if self.is_large(size) {
+            return self.alloc_side(size, align, zeroed);
+        }
         // SAFETY: owner only, as the caller.
-        let p = unsafe { self.try_alloc(size, align) };
-        if !p.is_null() {
-            return p;
-        }
-        if self.extend_limit(size, align) {
-            // SAFETY: as above.
-            return unsafe { self.try_alloc(size, align) };
-        }
-        if !self.refill(size, align) {
-            return ptr::null_mut();
-        }
-        // `refill` sized the chunk for this request, but guard mode may have
-        // protected part of it.
-        // SAFETY: as above.
-        let p = unsafe { self.try_alloc(size, align) };
+        let mut p = unsafe { self.try_alloc(size, align) };
         if p.is_null() && self.extend_limit(size, align) {
             // SAFETY: as above.
-            return unsafe { self.try_alloc(size, align) };
+            p = unsafe { self.try_alloc(size, align) };
+        }
+        if p.is_null() && self.refill(size, align) {
+            // `refill` sized the chunk for this request, but guard mode may
+            // have protected part of it.
+            // SAFETY: as above.
+            p = unsafe { self.try_alloc(size, align) };
+            if p.is_null() && self.extend_limit(size, align) {
+                // SAFETY: as above.
+                p = unsafe { self.try_alloc(size, align) };
+            }
+        }
+        if zeroed && !p.is_null() {
+            // SAFETY: `p` is the block of `size` bytes just bumped.
+            unsafe { self.zero_fresh(p, size) };
         }
         p
     }
@@ -406,10 +430,31 @@ impl Lane {
                 self.retreat();
             }
         } else {
-            // SAFETY: a live block of this lane is in its chain.
-            let pos = unsafe { self.pos_of(a) };
-            self.account_free(pos, granule(size) as u64);
+            // SAFETY: a live block of this lane.
+            unsafe { self.free_elsewhere(a, granule(size) as u64) };
         }
+    }
+
+    /// Accounts for a freed block of this lane that the fast path did not
+    /// take: one in its chain (current chunk or an older one) or a large
+    /// block in a side chunk.
+    ///
+    /// # Safety
+    /// `addr` is a live block of this lane, of `rounded` bytes.
+    unsafe fn free_elsewhere(&self, addr: usize, rounded: u64) {
+        let cur = self.chunk.get();
+        if cur.is_null() || addr < cur as usize || addr >= self.limit.get() {
+            // SAFETY: the block is live, so inside the space.
+            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) };
+            // SAFETY: a live block's chunk is live.
+            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
+                self.free_side(chunk, rounded);
+                return;
+            }
+        }
+        // SAFETY: a live block of this lane's chain.
+        let pos = unsafe { self.pos_of(addr) };
+        self.account_free(pos, rounded);
     }
 
     /// Decrements the counters of the segment holding position `pos`.
@@ -437,7 +482,8 @@ impl Lane {
             let bump = self.bump.get().addr();
             if a.wrapping_add(old_rounded) == bump {
                 let end = a.wrapping_add(new_rounded);
-                if end > self.limit.get() || end < a {
+                // A block that grows large moves to a chunk of its own.
+                if end > self.limit.get() || end < a || new >= self.large_from {
                     return false;
                 }
                 if end < bump && bump > self.high_water.get() {
@@ -454,6 +500,12 @@ impl Lane {
                     .wrapping_sub(old_rounded as u64),
             );
         } else {
+            // SAFETY: the block is live, so inside the space.
+            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(a)) };
+            // SAFETY: a live block's chunk is live.
+            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
+                return self.realloc_side(chunk, a, old, new);
+            }
             if new_rounded > old_rounded {
                 return false;
             }

@@ -104,8 +104,7 @@ impl Lane {
                 }
             };
             // SAFETY: the node was a live block of this lane.
-            let pos = unsafe { self.pos_of(head.addr()) };
-            self.account_free(pos, rounded as u64);
+            unsafe { self.free_elsewhere(head.addr(), rounded as u64) };
             head = next;
         }
     }

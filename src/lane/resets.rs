@@ -30,6 +30,8 @@ pub(crate) struct LaneStats {
     pub(crate) peak: u64,
     pub(crate) live_blocks: u64,
     pub(crate) live_bytes: u64,
+    pub(crate) large_blocks: u64,
+    pub(crate) large_bytes: u64,
     pub(crate) chunk_bytes: u64,
     pub(crate) chunks: u64,
 }
@@ -113,6 +115,11 @@ impl Lane {
             } => (target, live, bytes),
         };
         debug_assert!(target <= cur, "a reset never moves the bump pointer up");
+        // Large blocks in chunks of their own that are still live escape
+        // too, but pin only their own chunks.
+        let (side_blocks, side_bytes) = self.side_escapes(serial);
+        let escaped_blocks = escaped_blocks + side_blocks;
+        let escaped_bytes = escaped_bytes + side_bytes;
         self.rewind(target);
         self.load_top();
         self.record_need(need);
@@ -166,7 +173,8 @@ impl Lane {
     /// Owner only: the calling thread holds the lane's claim.
     pub(crate) unsafe fn live(&self) -> (u64, u64) {
         self.flush_top();
-        self.segments().live()
+        let (blocks, bytes) = self.segments().live();
+        (blocks + self.side_live.get(), bytes + self.side_bytes.get())
     }
 
     /// A full snapshot.
@@ -189,10 +197,12 @@ impl Lane {
         LaneStats {
             allocs: self.allocs.get(),
             bytes: self.bytes.get(),
-            in_use: self.pos(),
-            peak: self.peak.get().max(self.pos()),
+            in_use: self.pos() + self.side_bytes.get(),
+            peak: self.peak.get().max(self.pos() + self.side_bytes.get()),
             live_blocks,
             live_bytes,
+            large_blocks: self.side_live.get(),
+            large_bytes: self.side_bytes.get(),
             chunk_bytes,
             chunks,
         }

@@ -1,0 +1,211 @@
+//! Large blocks in chunks of their own, outside the lane's bump chain.
+//!
+//! A block of at least a quarter of the arena's chunk size gets a *side
+//! chunk* that holds nothing else. So a small block that escapes next to a
+//! big buffer does not pin the buffer: the buffer's chunk goes back to the
+//! lane's spares the moment the buffer is freed, whatever the resets find.
+//! And a big buffer that escapes pins only its own chunk, never the small
+//! blocks around it.
+//!
+//! Side blocks are not in the segment stack. Each side chunk records the
+//! newest checkpoint serial the lane knew when the block was allocated, so a
+//! reset of checkpoint `s` counts the live side blocks with a serial at least
+//! `s` as escaped (and they stay valid), without moving the bump pointer
+//! because of them. Their live count and bytes are kept per lane.
+//!
+//! Every function here is owner only.
+
+use core::ptr;
+
+use super::{Lane, granule};
+use crate::chunk::{ChunkHeader, HEADER, SLAB};
+use crate::guard_mode;
+use crate::space;
+
+impl Lane {
+    /// Whether a request of `size` bytes gets a chunk of its own.
+    #[inline]
+    pub(super) fn is_large(&self, size: usize) -> bool {
+        size >= self.large_from
+    }
+
+    /// Allocates a large block in a side chunk: a spare one that fits, or a
+    /// new one from the space. Returns null if neither can be had (the
+    /// caller spills). Zeroes the block if asked, as far as the chunk's
+    /// memory may be dirty.
+    pub(super) fn alloc_side(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+        let rounded = granule(size);
+        let pad = align.saturating_sub(HEADER);
+        let Some(need) = HEADER.checked_add(pad).and_then(|n| n.checked_add(rounded)) else {
+            return ptr::null_mut();
+        };
+        // A spare up to twice the size a fresh chunk would have: a large
+        // block must not take (and then hold) a much larger chunk.
+        let fits = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2));
+        let mut chunk = self.take_spare_within(need, fits);
+        if chunk.is_null() {
+            chunk = self
+                .core()
+                .acquire_chunk(need, self as *const Lane as *mut Lane);
+            if chunk.is_null() {
+                return ptr::null_mut();
+            }
+        }
+        let c = chunk as usize;
+        // SAFETY: the chunk is this lane's.
+        if unsafe { (*chunk).guarded_from.get() } < need
+            // SAFETY: as above.
+            && !matches!(unsafe { guard_mode::unprotect_to(chunk, c + need) }, Some(l) if l >= c + need)
+        {
+            // Guard mode protected it and the OS refuses to lift that.
+            self.push_spare(chunk);
+            return ptr::null_mut();
+        }
+        let offset = HEADER + pad;
+        let p = chunk.cast::<u8>().wrapping_add(offset);
+        // SAFETY: the chunk is this lane's and in no list; the block lies in
+        // its data (`need` fits).
+        unsafe {
+            debug_assert!((*chunk).size >= need);
+            debug_assert!(p.addr() & (align - 1) == 0);
+            let dirty = c + (*chunk).clean_from.get();
+            if zeroed && p.addr() < dirty {
+                ptr::write_bytes(p, 0, (dirty - p.addr()).min(rounded));
+            }
+            let end = offset + rounded;
+            if end > (*chunk).clean_from.get() {
+                (*chunk).clean_from.set(end);
+            }
+            (*chunk).side.set(true);
+            (*chunk).side_serial.set(self.seen_serial.get());
+            // The block's extent, for escape reports and resizing.
+            (*chunk).start.set(offset);
+            (*chunk).fill.set(offset + rounded);
+            let in_side = self.side_chunk_bytes.get() + (*chunk).size;
+            self.side_chunk_bytes.set(in_side);
+            let peak = self.chain_bytes.get() + in_side;
+            if peak > self.reset_peak.get() {
+                self.reset_peak.set(peak);
+            }
+            (*chunk).prev.set(ptr::null_mut());
+            let head = self.side.get();
+            (*chunk).side_next.set(head);
+            if !head.is_null() {
+                (*head).prev.set(chunk);
+            }
+        }
+        self.side.set(chunk);
+        self.side_live.set(self.side_live.get() + 1);
+        self.side_bytes.set(self.side_bytes.get() + rounded as u64);
+        let in_use = self.pos() + self.side_bytes.get();
+        if in_use > self.peak.get() {
+            self.peak.set(in_use);
+        }
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(size as u64));
+        p
+    }
+
+    /// Frees the block of side chunk `chunk`, of `rounded` bytes: the chunk
+    /// leaves the side list and becomes a spare.
+    pub(super) fn free_side(&self, chunk: *mut ChunkHeader, rounded: u64) {
+        // SAFETY: `chunk` is one of this lane's side chunks, in its list.
+        unsafe {
+            let prev = (*chunk).prev.get();
+            let next = (*chunk).side_next.get();
+            if prev.is_null() {
+                self.side.set(next);
+            } else {
+                (*prev).side_next.set(next);
+            }
+            if !next.is_null() {
+                (*next).prev.set(prev);
+            }
+            (*chunk).side.set(false);
+            (*chunk).side_next.set(ptr::null_mut());
+            (*chunk).start.set(HEADER);
+            self.side_chunk_bytes
+                .set(self.side_chunk_bytes.get() - (*chunk).size);
+            if self.core().guard {
+                // As for memory a reset hands back: poison it and protect its
+                // whole pages until it is used again.
+                let dirty = chunk as usize + (*chunk).clean_from.get();
+                guard_mode::reclaim(chunk, chunk.cast::<u8>().wrapping_add(HEADER), dirty);
+            }
+        }
+        self.side_live.set(self.side_live.get() - 1);
+        self.side_bytes.set(self.side_bytes.get() - rounded);
+        self.push_spare(chunk);
+    }
+
+    /// Resizes the block of side chunk `chunk` in place if the chunk has
+    /// room for `new` bytes (the block is alone in it). Returns false if it
+    /// must move.
+    pub(super) fn realloc_side(
+        &self,
+        chunk: *mut ChunkHeader,
+        p: usize,
+        old: usize,
+        new: usize,
+    ) -> bool {
+        if new < self.large_from {
+            // A block that shrinks below the threshold moves into the bump
+            // chain: side chunks only ever hold large blocks.
+            return false;
+        }
+        let (old_rounded, new_rounded) = (granule(old), granule(new));
+        // SAFETY: `chunk` is one of this lane's side chunks.
+        let (c, size, clean) =
+            unsafe { (chunk as usize, (*chunk).size, (*chunk).clean_from.get()) };
+        let end = p.wrapping_add(new_rounded);
+        if end > c + size || end < p {
+            return false;
+        }
+        // SAFETY: as above.
+        unsafe {
+            if end - c > clean {
+                (*chunk).clean_from.set(end - c);
+            }
+            (*chunk).fill.set(end - c);
+        }
+        self.side_bytes.set(
+            self.side_bytes
+                .get()
+                .wrapping_add(new_rounded as u64)
+                .wrapping_sub(old_rounded as u64),
+        );
+        self.allocs.set(self.allocs.get().wrapping_add(1));
+        self.bytes.set(self.bytes.get().wrapping_add(new as u64));
+        true
+    }
+
+    /// Live side blocks allocated after checkpoint `serial` (all of them for
+    /// `None`): `(blocks, bytes)`.
+    pub(super) fn side_escapes(&self, serial: Option<u64>) -> (u64, u64) {
+        let (mut blocks, mut bytes) = (0, 0);
+        let mut c = self.side.get();
+        while !c.is_null() {
+            // SAFETY: side chunks of this lane, each holding one live block
+            // that starts at its data offset.
+            unsafe {
+                if serial.is_none_or(|s| (*c).side_serial.get() >= s) {
+                    blocks += 1;
+                    bytes += ((*c).fill.get() - (*c).start.get()) as u64;
+                }
+                c = (*c).side_next.get();
+            }
+        }
+        (blocks, bytes)
+    }
+
+    /// Calls `f` on every side chunk.
+    pub(super) fn for_each_side(&self, mut f: impl FnMut(*mut ChunkHeader)) {
+        let mut c = self.side.get();
+        while !c.is_null() {
+            // SAFETY: side chunks of this lane.
+            let next = unsafe { (*c).side_next.get() };
+            f(c);
+            c = next;
+        }
+    }
+}
