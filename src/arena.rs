@@ -5,6 +5,7 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arena_core::ArenaCore;
 use crate::checkpoint::Checkpoint;
@@ -197,7 +198,7 @@ macro_rules! arena_api {
             ///
             /// ```
             #[doc = concat!("let arena = bumper::", $name, "::new();")]
-            /// assert_eq!(arena.escape_policy(), bumper::EscapePolicy::Keep);
+            /// assert_eq!(arena.escape_policy(), bumper::EscapePolicy::default());
             /// ```
             #[must_use]
             pub fn escape_policy(&self) -> EscapePolicy {
@@ -255,7 +256,7 @@ macro_rules! arena_api {
             pub fn reset_to(&self, checkpoint: Checkpoint<'_>) -> ResetReport {
                 match self.try_reset_to(checkpoint) {
                     Ok(r) => {
-                        handle_escape(self.core().policy, EscapeSite::Reset, self.id(), &r);
+                        handle_escape(self.core().policy, &self.core().warned, EscapeSite::Reset, self.id(), &r);
                         r
                     }
                     Err(e) => panic!("{e}"),
@@ -319,7 +320,7 @@ macro_rules! arena_api {
             pub fn reset(&self) -> ResetReport {
                 match self.try_reset() {
                     Ok(r) => {
-                        handle_escape(self.core().policy, EscapeSite::Reset, self.id(), &r);
+                        handle_escape(self.core().policy, &self.core().warned, EscapeSite::Reset, self.id(), &r);
                         r
                     }
                     Err(e) => panic!("{e}"),
@@ -398,7 +399,7 @@ macro_rules! arena_api {
                             // Unwinding out of `f`: reset, keep anything still
                             // in use, and never panic again.
                             if let Ok(r) = self.arena.try_reset_to(cp) {
-                                handle_escape(self.arena.core().policy, EscapeSite::NoEscape, self.arena.id(), &r);
+                                handle_escape(self.arena.core().policy, &self.arena.core().warned, EscapeSite::NoEscape, self.arena.id(), &r);
                             }
                         }
                     }
@@ -407,7 +408,7 @@ macro_rules! arena_api {
                 let r = f();
                 let cp = guard.cp.take().expect("checkpoint taken above");
                 match self.try_reset_to(cp) {
-                    Ok(report) => handle_escape(self.core().policy, EscapeSite::NoEscape, self.id(), &report),
+                    Ok(report) => handle_escape(self.core().policy, &self.core().warned, EscapeSite::NoEscape, self.id(), &report),
                     Err(e) => panic!("{e} (in `no_escape`)"),
                 }
                 r
@@ -499,7 +500,9 @@ pub(crate) fn release_handle(core: NonNull<ArenaCore>) {
     if !c.drop_handle() {
         return;
     }
+    // Read before `close`, which may destroy the core.
     let (id, policy) = (c.id, c.policy);
+    let warned = AtomicBool::new(c.warned.load(Ordering::Relaxed));
     // A region borrows its handle, so normally none is active here. But
     // `exit()` runs thread-local destructors while the frames below it stay
     // suspended, and a stackful coroutine can be leaked while inside a
@@ -509,7 +512,7 @@ pub(crate) fn release_handle(core: NonNull<ArenaCore>) {
     // SAFETY: that was the last handle, and this thread has no region of the
     // arena left.
     let report = unsafe { ArenaCore::close(core.as_ptr(), route::tid()) };
-    handle_escape(policy, EscapeSite::Drop, id, &report);
+    handle_escape(policy, &warned, EscapeSite::Drop, id, &report);
 }
 
 arena_api!(Arena, "Arena", false);

@@ -49,7 +49,7 @@ impl<K> ArenaBuilder<K> {
         ArenaBuilder {
             capacity: None,
             chunk_size: DEFAULT_CHUNK,
-            policy: EscapePolicy::Keep,
+            policy: EscapePolicy::default(),
             max_threads,
             guard: false,
             autoscale: true,
@@ -89,7 +89,7 @@ impl<K> ArenaBuilder<K> {
     }
 
     /// What to do when a reset finds memory still in use. Default:
-    /// [`EscapePolicy::Keep`].
+    /// the default [`EscapePolicy`] (`Warn` in debug builds, `Keep` in release builds).
     ///
     /// ```
     /// use bumper::{Arena, EscapePolicy};
@@ -283,7 +283,7 @@ impl ArenaBuilder<LockedArena> {
 
 impl Arena {
     /// An arena with default settings: no capacity limit, 256 KiB chunks
-    /// after the first, [`EscapePolicy::Keep`].
+    /// after the first, the default [`EscapePolicy`] (`Warn` in debug builds, `Keep` in release builds).
     ///
     /// ```
     /// let arena = bumper::Arena::new();
@@ -309,7 +309,7 @@ impl Arena {
 
 impl LockedArena {
     /// A locked arena with default settings: no capacity limit, up to 64
-    /// threads with their own lane, [`EscapePolicy::Keep`].
+    /// threads with their own lane, the default [`EscapePolicy`] (`Warn` in debug builds, `Keep` in release builds).
     ///
     /// ```
     /// let arena = bumper::LockedArena::new();

@@ -12,26 +12,46 @@ use crate::stats::Bytes;
 /// stay valid, are not reused, and are counted in [`ArenaStats`](crate::ArenaStats).
 /// The policy only decides how loudly the escape is reported.
 ///
+/// The default is [`Warn`](EscapePolicy::Warn) in debug builds (with
+/// `debug_assertions`), so that an escape is noticed while the code is
+/// written, and [`Keep`](EscapePolicy::Keep) in release builds.
+///
 /// ```
 /// use bumper::{Arena, EscapePolicy};
 ///
 /// let strict = Arena::builder().escape_policy(EscapePolicy::Panic).build().unwrap();
 /// assert_eq!(strict.escape_policy(), EscapePolicy::Panic);
-/// assert_eq!(Arena::new().escape_policy(), EscapePolicy::Keep);
+/// let expected = if cfg!(debug_assertions) { EscapePolicy::Warn } else { EscapePolicy::Keep };
+/// assert_eq!(Arena::new().escape_policy(), expected);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EscapePolicy {
     /// Keep escaped memory valid and unused, count it, and carry on. The
-    /// default.
-    #[default]
+    /// default in release builds.
     Keep,
+    /// Like `Keep`, and print the escape message on stderr the first time
+    /// an arena finds an escape (once per arena). The default in debug
+    /// builds.
+    Warn,
     /// Keep escaped memory valid, then panic with a message naming what
     /// escaped and how to fix it. Nothing panics while the thread is already
     /// panicking; the escape is then only counted.
     Panic,
     /// Keep escaped memory valid, print the message and abort the process.
     Abort,
+}
+
+impl Default for EscapePolicy {
+    /// [`Warn`](EscapePolicy::Warn) in debug builds,
+    /// [`Keep`](EscapePolicy::Keep) in release builds.
+    fn default() -> Self {
+        if cfg!(debug_assertions) {
+            EscapePolicy::Warn
+        } else {
+            EscapePolicy::Keep
+        }
+    }
 }
 
 /// What a reset did: how many bytes it made reusable and what it had to

@@ -18,7 +18,7 @@
 
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::checkpoints::CheckpointList;
 use crate::chunk::{ChunkHeader, HEADER, SLAB};
@@ -139,6 +139,8 @@ pub(crate) struct ArenaCore {
     nlanes: AtomicUsize,
     max_lanes: usize,
     pub(crate) policy: EscapePolicy,
+    /// Set once an escape was reported under `EscapePolicy::Warn`.
+    pub(crate) warned: AtomicBool,
     /// Guard mode: poison and protect what resets reclaim.
     pub(crate) guard: bool,
     capacity: usize,
@@ -278,6 +280,7 @@ impl ArenaCore {
             nlanes: AtomicUsize::new(0),
             max_lanes: cfg.max_lanes,
             policy: cfg.policy,
+            warned: AtomicBool::new(false),
             guard: cfg.guard,
             capacity: cfg.capacity,
             held: AtomicUsize::new(0),
