@@ -89,14 +89,19 @@ run_sanitizer() {
     fi
     # The model test leaves out its coroutine operations: the sanitizers must
     # be told about stack switches, which corosensei does for ASan only with
-    # its `sanitizer` feature and for TSan not at all.
+    # its `sanitizer` feature and for TSan not at all (so the coroutine tests
+    # of out_of_order_regions.rs are not run here either). The fork test runs
+    # under ASan only: TSan does not support fork() in a threaded process.
+    local extra=()
+    [ "$kind" = address ] && extra+=(fork_safety)
     # shellcheck disable=SC2046
     step "$kind" env RUSTFLAGS="-Zsanitizer=$kind" RUSTDOCFLAGS="-Zsanitizer=$kind" \
         BUMPER_MODEL_CASES="${BUMPER_MODEL_CASES:-32}" BUMPER_STRESS_OPS="${BUMPER_STRESS_OPS:-20000}" \
         BUMPER_MODEL_COROUTINES=0 \
         TSAN_OPTIONS="halt_on_error=1" ASAN_OPTIONS="detect_leaks=0:halt_on_error=1" \
         cargo +nightly test -Zbuild-std --target "$TARGET" --target-dir "target/$kind" \
-        $(targets miri_core stress model locked ownership seed_examples lifecycle)
+        $(targets miri_core stress model locked ownership seed_examples lifecycle \
+            exit_in_region retained_capacity task_scope_threads allocator_api2 "${extra[@]}")
 }
 
 tools=("$@")
