@@ -165,3 +165,33 @@ fn dropping_an_arena_gives_its_memory_back_to_the_os() {
     );
     assert!(after.retained <= 64 << 20, "{after}");
 }
+
+#[test]
+fn a_steady_loop_with_a_large_buffer_reuses_its_chunk_without_system_calls() {
+    let _g = serial();
+    let arena = Arena::new();
+    let iteration = || {
+        with_bumper(&arena, || {
+            arena.no_escape(|| {
+                let mut big = vec![0u8; 1 << 20]; // a chunk of its own
+                big[12345] = 7;
+                let small: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+                big[12345] as usize + small.len()
+            })
+        })
+    };
+    for _ in 0..3 {
+        assert_eq!(iteration(), 107);
+    }
+    let before = space_stats();
+    for _ in 0..200 {
+        assert_eq!(iteration(), 107);
+    }
+    let after = space_stats();
+    assert_eq!(
+        after.os_calls, before.os_calls,
+        "before {before}, after {after}"
+    );
+    let s = arena.stats();
+    assert_eq!((s.live_blocks, s.large_blocks, s.escapes), (0, 0, 0), "{s}");
+}

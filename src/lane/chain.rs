@@ -99,8 +99,9 @@ impl Lane {
         self.refresh_floor();
         let chain = self.chain_bytes.get() + size;
         self.chain_bytes.set(chain);
-        if chain > self.reset_peak.get() {
-            self.reset_peak.set(chain);
+        let held = chain + self.side_chunk_bytes.get();
+        if held > self.reset_peak.get() {
+            self.reset_peak.set(held);
         }
     }
 
@@ -324,7 +325,8 @@ impl Lane {
     /// most `target` bytes, and gives the others back to the space. Returns
     /// the bytes given back.
     pub(super) fn trim_spares(&self, target: usize) -> usize {
-        let mut held = self.chain_bytes.get();
+        // Live large blocks' chunks count as held too.
+        let mut held = self.chain_bytes.get() + self.side_chunk_bytes.get();
         let mut kept_head: *mut ChunkHeader = ptr::null_mut();
         let mut kept_tail: *mut ChunkHeader = ptr::null_mut();
         let mut released = 0;

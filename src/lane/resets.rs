@@ -123,7 +123,8 @@ impl Lane {
         self.rewind(target);
         self.load_top();
         self.record_need(need);
-        self.reset_peak.set(self.chain_bytes.get());
+        self.reset_peak
+            .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         LaneReset {
             reclaimed: cur - target,
