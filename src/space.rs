@@ -471,6 +471,10 @@ pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
     // SAFETY: as above.
     unsafe {
         (*chunk).resident.set(true);
+        // A chunk released while it held a large block (an orphaned arena's
+        // last frees) still has the marks of one: clear them.
+        (*chunk).side.set(false);
+        (*chunk).side_next.set(ptr::null_mut());
         (*chunk).owner.store(owner, Ordering::Relaxed);
         (*chunk).prev.set(ptr::null_mut());
         (*chunk).fill.set(HEADER);
