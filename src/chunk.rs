@@ -57,6 +57,8 @@ pub(crate) struct ChunkHeader {
     /// was allocated.
     pub(crate) side_next: Cell<*mut ChunkHeader>,
     pub(crate) side_serial: Cell<u64>,
+    /// For a side chunk of a tracking arena: the block's allocation site.
+    pub(crate) side_site: Cell<u32>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -108,6 +110,7 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             side: Cell::new(false),
             side_next: Cell::new(ptr::null_mut()),
             side_serial: Cell::new(0),
+            side_site: Cell::new(0),
         })
     };
 }

@@ -5,7 +5,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::report::{EscapePolicy, ResetReport};
+use crate::report::{AllocSite, EscapePolicy, ResetReport};
+use crate::sites;
 use crate::stats::Bytes;
 use crate::sys;
 
@@ -53,6 +54,23 @@ fn write_message(
             r.concurrent_checkpoints
         )?;
     }
+    if r.sites().next().is_some() {
+        out.write_str("Escaped blocks by allocation site:")?;
+        for s in r.sites() {
+            write!(
+                out,
+                "\n  {} block(s) ({}) allocated at",
+                s.blocks,
+                Bytes(s.bytes)
+            )?;
+            if s.site.0 == 0 {
+                out.write_str(" unknown or other sites")?;
+            } else {
+                write!(out, "\n{:#}", s.site)?;
+            }
+        }
+        out.write_str("\n")?;
+    }
     out.write_str(
         "The memory was kept valid and will not be reused. Fix: copy results into memory \
          allocated outside the region (before `with_bumper`), or move the checkpoint outward \
@@ -99,19 +117,25 @@ pub(crate) fn handle_escape(
     match policy {
         EscapePolicy::Keep => {}
         EscapePolicy::Warn => {
-            if !warned.swap(true, Ordering::Relaxed) {
+            if warned.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            const SUFFIX: &[u8] = b" (EscapePolicy::Warn: said once per arena; choose another \
+                policy with ArenaBuilder::escape_policy)\n";
+            sys::write_stderr(b"warning: ");
+            if r.sites().next().is_some() {
+                // A tracking arena: naming the sites allocates, which is
+                // fine for a mode meant for hunting escapes.
+                sys::write_stderr(escape_message(site, arena, r).as_bytes());
+            } else {
                 let mut text = StackText {
                     buf: [0; 1024],
                     len: 0,
                 };
                 let _ = write_message(&mut text, site, arena, r);
-                sys::write_stderr(b"warning: ");
                 sys::write_stderr(&text.buf[..text.len]);
-                sys::write_stderr(
-                    b" (EscapePolicy::Warn: said once per arena; choose another policy with \
-                      ArenaBuilder::escape_policy)\n",
-                );
             }
+            sys::write_stderr(SUFFIX);
         }
         EscapePolicy::Panic => {
             if !std::thread::panicking() {
@@ -124,5 +148,94 @@ pub(crate) fn handle_escape(
             sys::write_stderr(b"\n");
             std::process::abort();
         }
+    }
+}
+
+impl AllocSite {
+    /// The recorded return addresses, innermost first (empty for an unknown
+    /// site).
+    ///
+    /// ```
+    /// assert!(bumper::AllocSite::default().frames().is_empty());
+    /// ```
+    #[must_use]
+    pub fn frames(&self) -> Vec<usize> {
+        let (frames, len) = sites::frames(self.0);
+        frames[..len].to_vec()
+    }
+}
+
+/// Names that belong to the allocator's own machinery, not to the code that
+/// asked for the block: left out of a printed site.
+#[cfg(feature = "symbolize")]
+fn is_plumbing(name: &str) -> bool {
+    const PREFIXES: [&str; 12] = [
+        "bumper::",
+        "<bumper::",
+        "alloc::",
+        "<alloc::",
+        "core::",
+        "<core::",
+        "std::",
+        "<std::",
+        "__rust",
+        "__rdl",
+        "<T as alloc",
+        "allocator_api2",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+impl fmt::Display for AllocSite {
+    /// One line per frame of the code that allocated (the allocator's own
+    /// frames left out), with function names and source lines when the
+    /// `symbolize` feature is on and the binary has debug information;
+    /// addresses otherwise. `{:#}` indents the lines.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let indent = if f.alternate() { "    " } else { "" };
+        let frames = self.frames();
+        if frames.is_empty() {
+            return write!(f, "{indent}(unknown site)");
+        }
+        #[cfg_attr(not(feature = "symbolize"), allow(unused_mut))]
+        let mut shown = 0;
+        #[cfg(feature = "symbolize")]
+        for &addr in &frames {
+            let mut line = None;
+            // Return addresses point after the call: look up the call.
+            backtrace::resolve(addr.wrapping_sub(1) as *mut core::ffi::c_void, |sym| {
+                if line.is_some() {
+                    return;
+                }
+                let name = sym.name().map(|n| format!("{n:#}")).unwrap_or_default();
+                if name.is_empty() || is_plumbing(&name) {
+                    return;
+                }
+                let place = match (sym.filename(), sym.lineno()) {
+                    (Some(file), Some(l)) => format!(" at {}:{l}", file.display()),
+                    _ => String::new(),
+                };
+                line = Some(format!("{name}{place}"));
+            });
+            if let Some(line) = line {
+                if shown > 0 {
+                    f.write_str("\n")?;
+                }
+                write!(f, "{indent}{line}")?;
+                shown += 1;
+                if shown == 6 {
+                    break;
+                }
+            }
+        }
+        if shown == 0 {
+            for (i, addr) in frames.iter().take(8).enumerate() {
+                if i > 0 {
+                    f.write_str("\n")?;
+                }
+                write!(f, "{indent}{addr:#x}")?;
+            }
+        }
+        Ok(())
     }
 }

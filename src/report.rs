@@ -93,6 +93,49 @@ pub struct ResetReport {
     /// The checkpoint was taken deeper than bumper tracks (more than 64
     /// active at once), so nothing was reclaimed.
     pub untracked: bool,
+    /// Where the escaped blocks were allocated, largest first, for arenas
+    /// built with [`track_sites`](crate::ArenaBuilder::track_sites); unused
+    /// entries have no blocks. See [`ResetReport::sites`].
+    pub top_sites: [SiteCount; 4],
+}
+
+/// Where a block was allocated: a call stack recorded by an arena built with
+/// [`track_sites`](crate::ArenaBuilder::track_sites). Print it (with `{}`)
+/// to see the functions and source lines that made the block.
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{with_bumper, Arena, EscapePolicy};
+///
+/// let arena = Arena::builder().track_sites(true).escape_policy(EscapePolicy::Keep).build().unwrap();
+/// let cp = arena.checkpoint();
+/// let kept = with_bumper(&arena, || vec![1u8; 100]);
+/// let report = arena.reset_to(cp);
+/// for s in report.sites() {
+///     println!("{} block(s), {} bytes, allocated at\n{}", s.blocks, s.bytes, s.site);
+/// }
+/// # drop(kept);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AllocSite(pub(crate) u32);
+
+/// Escaped blocks that one [`AllocSite`] made, in a [`ResetReport`].
+///
+/// ```
+/// let none = bumper::SiteCount::default();
+/// assert_eq!((none.blocks, none.bytes), (0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SiteCount {
+    /// Where the blocks were allocated. The id 0 stands for "unknown or
+    /// other sites".
+    pub site: AllocSite,
+    /// Escaped blocks from that site.
+    pub blocks: u64,
+    /// Bytes (rounded up to 8) of those blocks.
+    pub bytes: u64,
 }
 
 impl ResetReport {
@@ -100,6 +143,18 @@ impl ResetReport {
     #[must_use]
     pub fn is_clean(&self) -> bool {
         !self.escaped() && !self.untracked
+    }
+
+    /// The allocation sites of the escaped blocks, largest first (empty
+    /// unless the arena was built with
+    /// [`track_sites`](crate::ArenaBuilder::track_sites)).
+    ///
+    /// ```
+    /// let arena = bumper::Arena::new();
+    /// assert_eq!(arena.reset().sites().count(), 0);
+    /// ```
+    pub fn sites(&self) -> impl Iterator<Item = &SiteCount> {
+        self.top_sites.iter().filter(|s| s.blocks > 0)
     }
 
     /// True if memory that was still in use had to be kept.

@@ -3,6 +3,7 @@
 use core::sync::atomic::Ordering;
 
 use super::{ArenaCore, OwnRegions, lane_map_len};
+use crate::lane::SiteTally;
 use crate::report::ResetReport;
 use crate::space;
 use crate::sys;
@@ -32,6 +33,7 @@ impl ArenaCore {
             let checkpoints = core.checkpoints.lock();
             let generation = core.generation();
             let mut blocks = 0i64;
+            let mut sites = SiteTally::default();
             // A lane this thread still holds for a region counts as busy:
             // the arena's handle ends this thread's regions of it first
             // (`route::detach_arena`), so one left here would be a bug, and
@@ -52,6 +54,7 @@ impl ArenaCore {
                     (r, live_blocks, live_bytes)
                 };
                 report.reclaimed_bytes += r.reclaimed;
+                sites.merge(&r.sites);
                 report.escaped_blocks += live_blocks;
                 report.escaped_bytes += live_bytes;
                 blocks += live_blocks as i64;
@@ -64,6 +67,7 @@ impl ArenaCore {
             // inside one. The route of that thread still names this core, so
             // the core and every chunk it holds are kept for good.
             stuck = busy > 0 || core.spill_regions.load(Ordering::Acquire) > 0;
+            report.top_sites = super::resets::top_sites(&sites);
             drop(checkpoints);
             live = blocks;
         }

@@ -57,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) retain: Retain,
     /// Chunk memory taken at creation, and never trimmed below.
     pub(crate) initial_capacity: usize,
+    /// Record the allocation site of every block, for escape reports.
+    pub(crate) track_sites: bool,
 }
 
 /// The retained-capacity policy of an arena's lanes.
@@ -121,6 +123,7 @@ static FALLBACK: ArenaCore = ArenaCore::blank(
         guard: false,
         retain: Retain::All,
         initial_capacity: 0,
+        track_sites: false,
     },
     &raw const FALLBACK,
     ptr::null_mut(),
@@ -149,6 +152,8 @@ pub(crate) struct ArenaCore {
     chunk_size: usize,
     pub(crate) retain: Retain,
     pub(crate) initial_capacity: usize,
+    /// Lanes record allocation sites (see `lane/tracked.rs`).
+    pub(crate) track_sites: bool,
     /// Live blocks of a dropped arena (see `close`).
     orphan_live: AtomicI64,
     /// The chunk hosting this core, or null if it lives in a mapping.
@@ -194,6 +199,9 @@ impl ArenaCore {
         }
         if cfg.guard {
             crate::guard_mode::install_handler();
+        }
+        if cfg.track_sites {
+            crate::sites::prepare();
         }
         let core_size = size_of::<ArenaCore>();
         let lane_size = size_of::<Lane>();
@@ -287,6 +295,7 @@ impl ArenaCore {
             chunk_size: cfg.chunk_size,
             retain: cfg.retain,
             initial_capacity: cfg.initial_capacity,
+            track_sites: cfg.track_sites,
             orphan_live: AtomicI64::new(0),
             home,
             map_len,
@@ -442,6 +451,7 @@ mod tests {
             guard: false,
             retain: Retain::Auto { max: usize::MAX },
             initial_capacity: 0,
+            track_sites: false,
         }
     }
 

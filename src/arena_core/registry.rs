@@ -70,6 +70,7 @@ impl ArenaCore {
     /// waiting for each in turn cannot deadlock.
     fn lock_all_for_fork() {
         REGISTRY.lock_raw();
+        crate::sites::lock_for_fork();
         // SAFETY: this thread holds the registry lock until `unlock_all_after_fork`.
         let mut c = unsafe { (*REGISTRY.data_ptr()).0 };
         while !c.is_null() {
@@ -99,6 +100,8 @@ impl ArenaCore {
                 c = (*c).registry_next.load(Ordering::Relaxed);
             }
         }
+        // SAFETY: `lock_all_for_fork` took the sites lock too.
+        unsafe { crate::sites::unlock_after_fork() };
         // SAFETY: as above.
         unsafe { REGISTRY.force_unlock() };
     }

@@ -5,8 +5,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::{ArenaCore, OwnRegions};
 use crate::checkpoints::ResetOrder;
 use crate::error::ResetError;
-use crate::lane::LaneStats;
-use crate::report::ResetReport;
+use crate::lane::{LaneStats, SiteTally};
+use crate::report::{AllocSite, ResetReport, SiteCount};
 use crate::stats::ArenaStats;
 
 impl ArenaCore {
@@ -71,6 +71,7 @@ impl ArenaCore {
             ResetOrder::Proceed => {}
         }
         let generation = self.generation();
+        let mut sites = SiteTally::default();
         report.busy_lanes = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
             // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
             let r = unsafe {
@@ -81,6 +82,7 @@ impl ArenaCore {
             };
             report.reclaimed_bytes += r.reclaimed;
             report.trimmed_bytes += r.trimmed;
+            sites.merge(&r.sites);
             report.escaped_blocks += r.escaped_blocks;
             report.escaped_bytes += r.escaped_bytes;
             report.untracked |= r.untracked;
@@ -90,6 +92,7 @@ impl ArenaCore {
         {
             self.bump_generation();
         }
+        report.top_sites = top_sites(&sites);
         drop(checkpoints);
         self.record(&report);
         Ok(report)
@@ -180,4 +183,17 @@ impl ArenaCore {
             active_checkpoints: active,
         }
     }
+}
+
+/// The four largest entries of a tally, for a report.
+pub(super) fn top_sites(tally: &SiteTally) -> [SiteCount; 4] {
+    let sorted = tally.sorted();
+    core::array::from_fn(|i| {
+        let (site, blocks, bytes) = sorted[i];
+        SiteCount {
+            site: AllocSite(site),
+            blocks,
+            bytes,
+        }
+    })
 }

@@ -196,6 +196,13 @@ impl Lane {
     /// the top segment changed.
     pub(super) fn refresh_floor(&self) {
         let chunk = self.chunk.get();
+        if self.tracking {
+            // Every free of a tracked block must mark its header: no block
+            // is freed on the fast path, and none at the tip.
+            self.top_floor.set(usize::MAX);
+            self.retreat_at.set(0);
+            return;
+        }
         if chunk.is_null() {
             self.top_floor.set(0);
             self.retreat_at.set(0);

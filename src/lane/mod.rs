@@ -47,10 +47,12 @@ mod remote;
 mod resets;
 mod segments;
 mod side;
+mod tracked;
 
 pub(crate) use claim::Claim;
 pub(crate) use resets::LaneStats;
 use segments::SegmentStack;
+pub(crate) use tracked::SiteTally;
 
 /// Largest alignment served from an arena; larger requests spill.
 pub(crate) const MAX_ALIGN: usize = SLAB;
@@ -90,6 +92,10 @@ pub(crate) struct Lane {
     /// Requests of at least this many bytes get a chunk of their own (see
     /// `side.rs`). Immutable.
     large_from: usize,
+    /// The fast path bumps only requests below this size: `large_from`, or
+    /// 0 when the lane records allocation sites (every request then takes
+    /// the slow path, see `tracked.rs`). Immutable.
+    bump_max: usize,
 
     // ---- warm: slow paths (owner only) ----
     chunk: Cell<*mut ChunkHeader>,
@@ -137,6 +143,10 @@ pub(crate) struct Lane {
     home: *mut ChunkHeader,
     /// A stand-in lane with no memory: every request spills.
     spill_only: bool,
+    /// Records the allocation site of every block (`track_sites`).
+    tracking: bool,
+    /// The newest tracked block's header (see `tracked.rs`).
+    tracked: Cell<*mut tracked::Tracked>,
 }
 
 // SAFETY: the owner-only fields (every `Cell` and the segment stack) are
@@ -167,6 +177,11 @@ impl Lane {
             } else {
                 SLAB
             },
+            bump_max: if first_chunk / 4 > SLAB {
+                first_chunk / 4
+            } else {
+                SLAB
+            },
             chunk: Cell::new(ptr::null_mut()),
             entry_clean: Cell::new(0),
             top_start: Cell::new(0),
@@ -190,6 +205,8 @@ impl Lane {
             core,
             home: ptr::null_mut(),
             spill_only,
+            tracking: false,
+            tracked: Cell::new(ptr::null_mut()),
         }
     }
 
@@ -209,6 +226,11 @@ impl Lane {
     ) {
         let mut lane = Lane::new(core, first_chunk, spill_only);
         lane.home = home;
+        // SAFETY: the caller passes a fully written core.
+        if !core.is_null() && unsafe { (*core).track_sites } {
+            lane.tracking = true;
+            lane.bump_max = 0;
+        }
         // SAFETY: guaranteed by the caller.
         unsafe {
             place.write(lane);
@@ -295,7 +317,7 @@ impl Lane {
         };
         let rounded = granule(size);
         let end = p.wrapping_add(rounded);
-        if end.addr() <= self.limit.get() && !bump.is_null() && size < self.large_from {
+        if end.addr() <= self.limit.get() && !bump.is_null() && size < self.bump_max {
             debug_assert!(
                 p.addr() >= self.top_floor.get(),
                 "bumping below the top floor"
@@ -336,6 +358,9 @@ impl Lane {
         }
         if self.is_large(size) {
             return self.alloc_side(size, align, zeroed);
+        }
+        if self.tracking {
+            return self.alloc_tracked(size, align, zeroed);
         }
         // SAFETY: owner only, as the caller.
         let mut p = unsafe { self.try_alloc(size, align) };
@@ -431,7 +456,7 @@ impl Lane {
             }
         } else {
             // SAFETY: a live block of this lane.
-            unsafe { self.free_elsewhere(a, granule(size) as u64) };
+            unsafe { self.free_elsewhere(ptr, granule(size) as u64) };
         }
     }
 
@@ -440,8 +465,9 @@ impl Lane {
     /// block in a side chunk.
     ///
     /// # Safety
-    /// `addr` is a live block of this lane, of `rounded` bytes.
-    unsafe fn free_elsewhere(&self, addr: usize, rounded: u64) {
+    /// `block` is a live block of this lane, of `rounded` bytes.
+    unsafe fn free_elsewhere(&self, block: *mut u8, rounded: u64) {
+        let addr = block.addr();
         let cur = self.chunk.get();
         if cur.is_null() || addr < cur as usize || addr >= self.limit.get() {
             // SAFETY: the block is live, so inside the space.
@@ -452,6 +478,12 @@ impl Lane {
                 return;
             }
         }
+        let rounded = if self.tracking {
+            // SAFETY: every block of a tracking lane's chain has a header.
+            unsafe { self.untrack(block) }
+        } else {
+            rounded
+        };
         // SAFETY: a live block of this lane's chain.
         let pos = unsafe { self.pos_of(addr) };
         self.account_free(pos, rounded);
@@ -475,6 +507,17 @@ impl Lane {
     /// # Safety
     /// Owner only; `ptr` is a live block of this lane of `old` bytes.
     pub(crate) unsafe fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
+        if self.tracking {
+            // A tracked block keeps its header's size: only large blocks,
+            // which have none, resize in place.
+            // SAFETY: the block is live, so inside the space.
+            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(ptr.addr())) };
+            // SAFETY: a live block's chunk is live.
+            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
+                return self.realloc_side(chunk, ptr.addr(), old, new);
+            }
+            return false;
+        }
         let old_rounded = granule(old);
         let new_rounded = granule(new);
         let a = ptr.addr();

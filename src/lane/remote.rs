@@ -104,7 +104,7 @@ impl Lane {
                 }
             };
             // SAFETY: the node was a live block of this lane.
-            unsafe { self.free_elsewhere(head.addr(), rounded as u64) };
+            unsafe { self.free_elsewhere(head, rounded as u64) };
             head = next;
         }
     }

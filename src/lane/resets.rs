@@ -4,8 +4,8 @@
 
 use core::cell::Cell;
 
-use super::Lane;
 use super::segments::ResetPlan;
+use super::{Lane, SiteTally};
 use crate::arena_core::Retain;
 use crate::checkpoints::CheckpointList;
 
@@ -19,6 +19,8 @@ pub(crate) struct LaneReset {
     pub(crate) untracked: bool,
     /// Chunk bytes given back to the space beyond the retained capacity.
     pub(crate) trimmed: u64,
+    /// The escaped blocks by allocation site (tracking arenas only).
+    pub(crate) sites: SiteTally,
 }
 
 /// A snapshot of one lane's figures, taken by a thread that holds it.
@@ -99,27 +101,35 @@ impl Lane {
         self.flush_top();
         let need = self.reset_peak.get();
         let cur = self.pos();
-        let (target, escaped_blocks, escaped_bytes) = match self.segments().plan_reset(serial, cur)
-        {
-            ResetPlan::Untracked => {
-                return LaneReset {
-                    untracked: true,
-                    ..LaneReset::default()
-                };
-            }
-            ResetPlan::Clean { target } => (target, 0, 0),
-            ResetPlan::Escaped {
-                target,
-                live,
-                bytes,
-            } => (target, live, bytes),
-        };
+        let (start, target, escaped_blocks, escaped_bytes) =
+            match self.segments().plan_reset(serial, cur) {
+                ResetPlan::Untracked => {
+                    return LaneReset {
+                        untracked: true,
+                        ..LaneReset::default()
+                    };
+                }
+                ResetPlan::Clean { target } => (target, target, 0, 0),
+                ResetPlan::Escaped {
+                    start,
+                    target,
+                    live,
+                    bytes,
+                } => (start, target, live, bytes),
+            };
         debug_assert!(target <= cur, "a reset never moves the bump pointer up");
         // Large blocks in chunks of their own that are still live escape
         // too, but pin only their own chunks.
         let (side_blocks, side_bytes) = self.side_escapes(serial);
         let escaped_blocks = escaped_blocks + side_blocks;
         let escaped_bytes = escaped_bytes + side_bytes;
+        let mut sites = SiteTally::default();
+        if self.tracking {
+            if escaped_blocks > 0 {
+                sites = self.tally_escapes(start, serial);
+            }
+            self.cut_tracked(target);
+        }
         self.rewind(target);
         self.load_top();
         self.record_need(need);
@@ -132,6 +142,7 @@ impl Lane {
             escaped_bytes,
             untracked: false,
             trimmed,
+            sites,
         }
     }
 

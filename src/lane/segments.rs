@@ -41,10 +41,15 @@ pub(crate) enum ResetPlan {
     /// Nothing from the checkpoint up is live: the bump position moves back
     /// to `target`, the checkpoint's start.
     Clean { target: u64 },
-    /// `live` blocks (`bytes` bytes) from the checkpoint up are still live.
-    /// They are kept; the bump position moves back to `target`, the end of
-    /// the highest segment holding one of them.
-    Escaped { target: u64, live: u64, bytes: u64 },
+    /// `live` blocks (`bytes` bytes) from the checkpoint (at position
+    /// `start`) up are still live. They are kept; the bump position moves
+    /// back to `target`, the end of the highest segment holding one of them.
+    Escaped {
+        start: u64,
+        target: u64,
+        live: u64,
+        bytes: u64,
+    },
 }
 
 /// A lane's segments, oldest first. Never empty: the root segment starts at
@@ -215,6 +220,7 @@ impl SegmentStack {
                 }
                 self.len = m;
                 ResetPlan::Escaped {
+                    start: self.segs[k].start,
                     target,
                     live,
                     bytes,
@@ -263,6 +269,7 @@ mod tests {
         assert_eq!(
             plan,
             ResetPlan::Escaped {
+                start: 100,
                 target: 300,
                 live: 3,
                 bytes: 24
@@ -285,6 +292,7 @@ mod tests {
         assert_eq!(
             s.plan_reset(Some(7), 180),
             ResetPlan::Escaped {
+                start: 100,
                 target: 180,
                 live: 1,
                 bytes: 8
@@ -317,6 +325,7 @@ mod tests {
         assert_eq!(
             s.plan_reset(Some(7), 300),
             ResetPlan::Escaped {
+                start: 100,
                 target: 200,
                 live: 2,
                 bytes: 12
@@ -340,6 +349,7 @@ mod tests {
         assert_eq!(
             s.plan_reset(Some(4), 2000),
             ResetPlan::Escaped {
+                start: 40,
                 target: 1000,
                 live: 1,
                 bytes: 8

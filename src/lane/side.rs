@@ -78,6 +78,11 @@ impl Lane {
             }
             (*chunk).side.set(true);
             (*chunk).side_serial.set(self.seen_serial.get());
+            (*chunk).side_site.set(if self.tracking {
+                crate::sites::capture()
+            } else {
+                0
+            });
             // The block's extent, for escape reports and resizing.
             (*chunk).start.set(offset);
             (*chunk).fill.set(offset + rounded);
