@@ -119,7 +119,7 @@ pub use builder::ArenaBuilder;
 pub use checkpoint::Checkpoint;
 pub use error::{ConfigError, ResetError, SpaceError};
 pub use measure::{Measurement, measure};
-pub use region::{Region, with_bumper};
+pub use region::{Region, outside_regions, with_bumper};
 pub use report::{AllocSite, EscapePolicy, ResetReport, SiteCount};
 pub use shim::Bumper;
 pub use stats::{ArenaStats, Bytes, SpaceStats};

@@ -291,3 +291,29 @@ impl Arena {
         with_bumper(self, || self.no_escape(f))
     }
 }
+
+/// Runs `f` with the current thread's allocations going to the inner
+/// allocator (the heap), even inside a region: the escape hatch for memory
+/// that must outlive the region's resets, such as a cache entry or a result
+/// kept for later. Regions entered inside `f` apply again. Frees are routed
+/// by who owns the pointer as always, so what `f` allocates may be freed
+/// anywhere.
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{is_arena_pointer, outside_regions, with_bumper, Arena};
+///
+/// let arena = Arena::new();
+/// let (scratch_in_arena, kept_on_heap) = with_bumper(&arena, || {
+///     let scratch = vec![0u8; 100];
+///     let kept = outside_regions(|| vec![1u8; 100]);
+///     (is_arena_pointer(scratch.as_ptr()), !is_arena_pointer(kept.as_ptr()))
+/// });
+/// assert!(scratch_in_arena && kept_on_heap);
+/// ```
+pub fn outside_regions<R>(f: impl FnOnce() -> R) -> R {
+    let entry = RegionEntry::new();
+    let _active = entry.activate_heap();
+    f()
+}

@@ -211,6 +211,29 @@ pub(crate) struct RegionEntry {
 }
 
 impl RegionEntry {
+    /// Puts this entry at the top of the thread's list as a *heap* entry:
+    /// until the guard is dropped, the thread's allocations go to the inner
+    /// allocator, whatever regions are active below it.
+    pub(crate) fn activate_heap(&self) -> ActiveRegion<'_> {
+        debug_assert!(!self.linked.get(), "a region entry is activated once");
+        STATE.with(|s| {
+            let top = s.top.get();
+            self.older.set(top);
+            self.newer.set(ptr::null());
+            if !top.is_null() {
+                // SAFETY: entries in the list are alive entries of this thread.
+                unsafe { (*top).newer.set(self) };
+            }
+            s.top.set(self);
+            self.linked.set(true);
+            update_route(s);
+        });
+        ActiveRegion {
+            entry: self,
+            _not_send: PhantomData,
+        }
+    }
+
     pub(crate) const fn new() -> Self {
         RegionEntry {
             lane: Cell::new(ptr::null()),
@@ -271,6 +294,10 @@ impl Drop for ActiveRegion<'_> {
             return;
         }
         STATE.with(|s| unlink(s, e));
+        if e.core.get().is_null() {
+            // A heap entry (`outside_regions`): no lane to give back.
+            return;
+        }
         // SAFETY: the entry was linked, so its arena has not been dropped
         // (dropping it detaches every entry of this thread first), and its
         // core and lane are alive.
@@ -316,12 +343,14 @@ fn unlink(s: &ThreadState, e: &RegionEntry) {
 fn update_route(s: &ThreadState) {
     fold(s);
     let top = s.top.get();
-    let r = if top.is_null() {
-        idle_route(s)
+    // SAFETY: the top entry, if any, is alive and linked.
+    let lane = if top.is_null() {
+        ptr::null()
     } else {
-        // SAFETY: the top entry is alive and linked.
         unsafe { (*top).lane.get() }
     };
+    // No region, or a heap entry on top: the idle route.
+    let r = if lane.is_null() { idle_route(s) } else { lane };
     set_route(s, r);
 }
 

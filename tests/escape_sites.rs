@@ -145,3 +145,37 @@ fn blocks_freed_on_other_threads_are_untracked_exactly() {
     assert!(report.is_clean(), "{report}");
     assert_eq!(arena.stats().live_blocks, 0);
 }
+
+#[test]
+fn outside_regions_allocates_on_the_heap_and_regions_inside_it_apply_again() {
+    use bumper::{is_arena_pointer, measure, outside_regions};
+    let arena = tracking();
+    let other = Arena::new();
+    let cp = arena.checkpoint();
+    let (kept, m) = measure(|| {
+        with_bumper(&arena, || {
+            let scratch = vec![1u8; 64];
+            assert!(is_arena_pointer(scratch.as_ptr()));
+            let kept = outside_regions(|| {
+                let heap = vec![2u8; 64];
+                assert!(!is_arena_pointer(heap.as_ptr()));
+                let inner = with_bumper(&other, || vec![3u8; 64]);
+                assert!(is_arena_pointer(inner.as_ptr()), "a region inside applies");
+                drop(inner);
+                heap
+            });
+            let again = vec![4u8; 64];
+            assert!(
+                is_arena_pointer(again.as_ptr()),
+                "the region applies again after"
+            );
+            kept
+        })
+    });
+    assert_eq!(m.inner_calls, 1, "{m}");
+    assert!(
+        arena.reset_to(cp).is_clean(),
+        "the kept block is on the heap"
+    );
+    assert_eq!(kept, vec![2u8; 64]);
+}
