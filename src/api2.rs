@@ -10,8 +10,10 @@
 //!
 //! When an arena cannot serve a request (past its capacity limit, an
 //! alignment above 64 KiB, the address space exhausted), the handles fall
-//! back to the global allocator (`std::alloc::alloc`). With the shim
-//! installed, that fallback is counted as a spill; without it, it is not.
+//! back to the global allocator with no region active (as
+//! [`outside_regions`](crate::outside_regions) does), so that no other
+//! arena's region serves it, and count it as a spill of the arena
+//! (`ArenaStats::spills`).
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
@@ -22,6 +24,7 @@ use crate::arena::sealed::Sealed;
 use crate::arena::{Arena, LockedArena};
 use crate::arena_core::ArenaCore;
 use crate::lane::Lane;
+use crate::region::outside_regions;
 use crate::route;
 use crate::shim::arena_free;
 use crate::space;
@@ -77,10 +80,20 @@ unsafe fn bump(lane: &Lane, layout: Layout) -> *mut u8 {
     }
 }
 
-/// The global allocator, for what no arena serves.
+/// The global allocator with no region active, for what no arena serves.
 fn global(layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
     // SAFETY: the caller checked that the size is not zero.
-    block(unsafe { std::alloc::alloc(layout) }, layout.size())
+    let p = outside_regions(|| unsafe { std::alloc::alloc(layout) });
+    block(p, layout.size())
+}
+
+/// The fallback of a request `core` could not serve: counted as its spill.
+fn spill(core: Option<&ArenaCore>, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    let r = global(layout);
+    if let Some(core) = core {
+        core.record_spill(layout.size(), r.is_ok());
+    }
+    r
 }
 
 /// Frees a block that one of these handles returned.
@@ -166,10 +179,13 @@ unsafe impl Allocator for Current {
         let route = route::route();
         if !route.is_null() {
             // SAFETY: the route is held by this thread (or spill-only).
-            let p = unsafe { bump(&*route, layout) };
+            let lane = unsafe { &*route };
+            // SAFETY: as above.
+            let p = unsafe { bump(lane, layout) };
             if !p.is_null() {
                 return block(p, layout.size());
             }
+            return spill(lane.core_opt(), layout);
         }
         global(layout)
     }
@@ -216,12 +232,13 @@ macro_rules! explicit_allocator {
                 if layout.size() == 0 {
                     return Ok(dangling(layout));
                 }
+                let core = self.core_ref().0;
                 // SAFETY: `with_lane` holds the lane for the call.
-                let p = with_lane(self.core_ref().0, |lane| unsafe { bump(lane, layout) });
+                let p = with_lane(core, |lane| unsafe { bump(lane, layout) });
                 if !p.is_null() {
                     return block(p, layout.size());
                 }
-                global(layout)
+                spill(Some(core), layout)
             }
 
             unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
