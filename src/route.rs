@@ -343,10 +343,10 @@ fn unlink(s: &ThreadState, e: &RegionEntry) {
 fn update_route(s: &ThreadState) {
     fold(s);
     let top = s.top.get();
-    // SAFETY: the top entry, if any, is alive and linked.
     let lane = if top.is_null() {
         ptr::null()
     } else {
+        // SAFETY: the top entry is alive and linked.
         unsafe { (*top).lane.get() }
     };
     // No region, or a heap entry on top: the idle route.
