@@ -74,6 +74,7 @@ impl Expect {
 #[derive(Debug, Clone)]
 pub struct Child {
     test: String,
+    args: Vec<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
 }
@@ -84,6 +85,7 @@ impl Child {
         let secs = super::env::env_or("BUMPER_CHILD_TIMEOUT_SECS", 300);
         Child {
             test: test.to_owned(),
+            args: Vec::new(),
             env: Vec::new(),
             timeout: Duration::from_secs(secs),
         }
@@ -93,6 +95,14 @@ impl Child {
     /// the parent's environment besides).
     pub fn env(mut self, key: &str, value: &str) -> Child {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the child even if the test is `#[ignore]`d (libtest's
+    /// `--include-ignored`): for an ignored test that reproduces a known bug
+    /// in a child of its own.
+    pub fn include_ignored(mut self) -> Child {
+        self.args.push("--include-ignored".to_owned());
         self
     }
 
@@ -110,6 +120,7 @@ impl Child {
         let exe = std::env::current_exe().expect("the path of this test binary");
         let mut child = Command::new(exe)
             .args(["--exact", &self.test, "--nocapture", "--test-threads=1"])
+            .args(&self.args)
             .env(CHILD_VAR, &self.test)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
