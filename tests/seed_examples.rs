@@ -9,7 +9,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, LockedArena, Region, is_arena_pointer, with_bumper};
 use common::count_inner;
 use std::sync::{Barrier, Mutex};
 
@@ -92,10 +92,14 @@ fn good_function_2_one_no_escape_around_the_threads_hands_their_memory_back() {
     let output = Mutex::new(Vec::with_capacity(10)); // outside the region
     with_bumper(&buf, || {
         buf.no_escape(|| {
-            std::thread::scope(|s| {
+            // The children inherit the region, as the seed's tasks inherit
+            // its scoped allocator: none of them enters it by hand.
+            bumper::thread::scope(|s| {
                 for _ in 0..10 {
                     s.spawn(|| {
-                        let scalar = with_bumper(&buf, || basic_reduction(&a));
+                        assert_eq!(Region::current().map(|r| r.arena_id()), Some(buf.id()));
+                        let (scalar, inner) = count_inner(|| basic_reduction(&a));
+                        assert_eq!(inner.allocs + inner.reallocs, 0, "a child used the heap");
                         output.lock().unwrap().push(scalar);
                     });
                 }
@@ -130,6 +134,36 @@ fn good_function_2_one_no_escape_around_the_threads_hands_their_memory_back() {
     }
     assert!(buf.reset().is_clean());
     assert_eq!(buf.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn good_function_2_entered_by_hand_leaves_no_thread_bookkeeping_in_the_arena() {
+    // The variant before `bumper::thread`: std's threads, each entering the
+    // region itself, spawned from outside it. std's bookkeeping for the
+    // threads is then on the heap, so the counts are exact and the reset
+    // finds nothing in use, always.
+    let a = input();
+    let buf = LockedArena::new();
+    let output = Mutex::new(Vec::with_capacity(10));
+    buf.no_escape(|| {
+        std::thread::scope(|s| {
+            for _ in 0..10 {
+                s.spawn(|| {
+                    let scalar = with_bumper(&buf, || basic_reduction(&a));
+                    output.lock().unwrap().push(scalar);
+                });
+            }
+        });
+    });
+    let output = output.into_inner().unwrap();
+    assert_eq!(output.iter().sum::<f64>(), 2_000_000.0);
+    let s = buf.stats();
+    assert_eq!(s.allocations, 30, "{s}");
+    assert_eq!(
+        (s.resets, s.escapes, s.live_blocks, s.bytes_in_use),
+        (1, 0, 0, 0),
+        "{s}"
+    );
 }
 
 #[test]
