@@ -4,7 +4,10 @@
 //! same workers, allocate from the heap; an arena per request, reset after
 //! each, serves 10,000 requests without losing one or growing; and
 //! `tokio::spawn` inside a region does not carry the region into the
-//! spawned task (only the spawn's own bookkeeping is allocated there).
+//! spawned task (only the spawn's own bookkeeping is allocated there). By
+//! hand, without a runtime: a poll restores the route that was active
+//! before it, also when it panics, and an unfinished future is dropped
+//! inside its region, on whichever thread drops it.
 //!
 //! Why the runtime is warmed up first. tokio's `yield_now` does not wake
 //! the task at once: it pushes the task's waker onto a list of its worker
@@ -652,4 +655,136 @@ fn in_arena_futures_allocate_from_an_unlocked_arena_on_a_current_thread_runtime(
     assert_eq!(plain.len(), STEPS + 1);
     let s = arena.stats();
     assert_eq!((s.allocations, s.live_blocks), (STEPS as u64 + 1, 0), "{s}");
+}
+
+// ---------------------------------------------------------------------------
+// InRegion by hand: the route around a poll, and the drop
+// ---------------------------------------------------------------------------
+
+/// Where a `Probe` was dropped: what `where_am_i` said then.
+type DropSlot = Arc<Mutex<Option<(Option<u64>, bool)>>>;
+
+/// A future that is pending once, then ready with where its allocations
+/// went; its `Drop` records where an allocation made while it is dropped
+/// goes.
+struct Probe {
+    polls: u32,
+    dropped_in: DropSlot,
+}
+
+impl Future for Probe {
+    type Output = (Option<u64>, bool);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.polls += 1;
+        if self.polls == 1 {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(where_am_i())
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let here = where_am_i();
+        *self.dropped_in.lock().unwrap() = Some(here);
+    }
+}
+
+fn probe() -> (Probe, DropSlot) {
+    let slot = Arc::new(Mutex::new(None));
+    let p = Probe {
+        polls: 0,
+        dropped_in: Arc::clone(&slot),
+    };
+    (p, slot)
+}
+
+#[test]
+fn an_in_region_poll_restores_the_route_that_was_active_before_it() {
+    let arena = LockedArena::new();
+    let outer = LockedArena::new();
+    let (p, _slot) = probe();
+    let mut fut = Box::pin(in_region(arena.region(), p));
+    let mut cx = Context::from_waker(Waker::noop());
+    with_bumper(&outer, || {
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        // Back in `outer`'s region, not in none and not in `arena`'s.
+        assert_eq!(Region::current().map(|r| r.arena_id()), Some(outer.id()));
+        let v = vec![0u8; 10];
+        assert!(is_arena_pointer(v.as_ptr()));
+        assert_eq!(outer.stats().live_blocks, 1, "{}", outer.stats()); // `v` alone
+    });
+    assert!(Region::current().is_none());
+    let std::task::Poll::Ready(inside) = fut.as_mut().poll(&mut cx) else {
+        panic!("the probe is ready on its second poll");
+    };
+    assert_eq!(inside, (Some(arena.id()), true));
+    assert!(
+        !is_arena_pointer(vec![0u8; 10].as_ptr()),
+        "the region outlived the poll"
+    );
+    drop(fut);
+    assert_eq!(arena.stats().live_blocks, 0);
+}
+
+#[test]
+fn an_in_region_future_is_dropped_inside_its_region_on_any_thread() {
+    let arena = LockedArena::new();
+    let (p, slot) = probe();
+    let mut fut = Box::pin(in_region(arena.region(), p));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    // Dropped unfinished, on another thread outside any region.
+    std::thread::spawn(move || {
+        drop(fut);
+        assert!(
+            Region::current().is_none(),
+            "the drop left the region active"
+        );
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        *slot.lock().unwrap(),
+        Some((Some(arena.id()), true)),
+        "the inner future was not dropped inside the region"
+    );
+    assert_eq!(arena.stats().live_blocks, 0);
+}
+
+/// A future whose poll panics.
+struct Bomb;
+
+impl Future for Bomb {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> std::task::Poll<()> {
+        std::panic::resume_unwind(Box::new(()))
+    }
+}
+
+#[test]
+fn a_panic_in_an_in_region_poll_restores_the_previous_route() {
+    let arena = LockedArena::new();
+    let outer = Arena::new();
+    let mut fut = Box::pin(in_region(arena.region(), Bomb));
+    let mut cx = Context::from_waker(Waker::noop());
+    with_bumper(&outer, || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = fut.as_mut().poll(&mut cx);
+        }));
+        assert!(r.is_err());
+        // `outer` is an unlocked arena: no shareable region, but its route.
+        assert!(Region::current().is_none());
+        let v = vec![0u8; 10];
+        assert!(is_arena_pointer(v.as_ptr()));
+        assert_eq!(outer.stats().live_blocks, 1);
+    });
+    drop(fut);
+    assert!(!is_arena_pointer(vec![0u8; 10].as_ptr()));
 }
