@@ -201,6 +201,20 @@ unsafe impl Allocator for Current {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
+        if old.size() != 0 && !space::owns(ptr.as_ptr()) {
+            // A heap block stays on the heap, whatever region is active (as
+            // the shim's `realloc` does).
+            if new.align() == old.align() {
+                // SAFETY: a block of the global allocator with layout `old`
+                // (it came from `global`); `new.size()` is not zero.
+                let p = outside_regions(|| unsafe {
+                    std::alloc::realloc(ptr.as_ptr(), old, new.size())
+                });
+                return block(p, new.size());
+            }
+            // SAFETY: forwarded caller contract.
+            return unsafe { moved(global, ptr, old, new) };
+        }
         let route = route::route();
         // SAFETY: the route is held by this thread; `ptr` is live.
         if !route.is_null() && unsafe { in_place(&*route, ptr, old, new) } {

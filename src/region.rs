@@ -262,7 +262,9 @@ impl LockedArena {
     /// assert_eq!(arena.stats().bytes_in_use, 0);
     /// ```
     pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_bumper(self, || self.no_escape(f))
+        // The reset runs outside the region, so that an escape's panic (under
+        // `EscapePolicy::Panic`) allocates nothing in the arena.
+        self.no_escape(|| with_bumper(self, f))
     }
 }
 
@@ -288,7 +290,9 @@ impl Arena {
     /// assert_eq!(arena.stats().bytes_in_use, 0);
     /// ```
     pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_bumper(self, || self.no_escape(f))
+        // The reset runs outside the region, so that an escape's panic (under
+        // `EscapePolicy::Panic`) allocates nothing in the arena.
+        self.no_escape(|| with_bumper(self, f))
     }
 }
 
