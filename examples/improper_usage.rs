@@ -7,8 +7,8 @@
 //! in the arena's statistics (escapes, spills), or as a panic under
 //! [`EscapePolicy::Panic`]. The `good_function_*` versions show the
 //! intended pattern and report zero escapes of their work's memory
-//! (`good_function_2` may report a few bytes of std's thread bookkeeping;
-//! see there).
+//! (`good_function_2` could report a few bytes of a child thread's
+//! thread-local bookkeeping; see there).
 //!
 //! Run it with `cargo run --release --example improper_usage`.
 //! The same scenarios are checked with assertions in `tests/seed_examples.rs`.
@@ -146,9 +146,10 @@ fn bad_function_2(a: &[f64], arena: &LockedArena) -> f64 {
 /// One `no_escape` around the whole threaded part. The threads are spawned
 /// with `bumper::thread::scope`, so they inherit the region, as the seed's
 /// tasks inherit its scoped allocator: none of them enters it by hand.
-/// (Spawning puts std's small per-thread bookkeeping in the arena too; a
-/// thread's teardown may free the last of it just after the scope returns,
-/// and the reset then keeps those few bytes and counts an escape.)
+/// (`bumper::thread` keeps std's bookkeeping for the spawns on the heap; a
+/// child that needs a list of thread-local destructors allocates it in the
+/// region, and its teardown may free it just after the scope returns, in
+/// which case the reset keeps those few bytes and counts an escape.)
 fn good_function_2(a: &[f64], arena: &LockedArena) -> f64 {
     let output = Mutex::new(Vec::with_capacity(THREADS)); // outside the region
     let barrier = Barrier::new(THREADS);

@@ -110,10 +110,11 @@ fn good_function_2_one_no_escape_around_the_threads_hands_their_memory_back() {
     assert_eq!(output.len(), 10);
     assert_eq!(output.iter().sum::<f64>(), 2_000_000.0);
     let s = buf.stats();
-    // Spawning threads inside the region put std's per-thread bookkeeping
-    // (the `Thread` handle, the result packet) in the arena. `thread::scope`
-    // returns before the threads' teardown frees all of it, so the reset may
-    // find a few small blocks still in use: kept and counted, never reused.
+    // `bumper::thread` keeps std's bookkeeping for the spawns on the heap,
+    // but a child's own thread-local destructor list is allocated in its
+    // region, and `thread::scope` returns before the children's teardown
+    // frees it, so the reset may find a few small blocks still in use: kept
+    // and counted, never reused.
     // The arrays of `basic_reduction` (2.3 MB per thread) are all handed
     // back; only those few blocks pin memory.
     assert!(s.escaped_bytes < 4096, "{s}");
