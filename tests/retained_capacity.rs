@@ -195,3 +195,40 @@ fn a_steady_loop_with_a_large_buffer_reuses_its_chunk_without_system_calls() {
     let s = arena.stats();
     assert_eq!((s.live_blocks, s.large_blocks, s.escapes), (0, 0, 0), "{s}");
 }
+
+#[test]
+fn loops_with_varied_large_blocks_or_an_occasional_peak_make_no_system_calls() {
+    let _g = serial();
+    // Large blocks of several sizes, one after the other (im2col-like).
+    let arena = Arena::new();
+    let sizes = [1 << 20, 3 << 20, 2 << 20, 700 << 10];
+    let iteration = |extra: usize| {
+        with_bumper(&arena, || {
+            arena.no_escape(|| {
+                let mut sum = 0usize;
+                for &n in &sizes {
+                    let v = vec![1u8; n];
+                    sum += v[n / 2] as usize;
+                }
+                let small: Vec<Vec<u8>> = (0..(64 + extra)).map(|_| vec![0u8; 1024]).collect();
+                sum + small.len()
+            })
+        })
+    };
+    for _ in 0..3 {
+        iteration(0);
+        iteration(2000);
+    }
+    let before = space_stats();
+    for i in 0..100 {
+        // Every 12th iteration needs about 2 MiB more than the others: more
+        // rarely than the 8 resets the arena remembers.
+        let extra = if i % 12 == 11 { 2000 } else { 0 };
+        iteration(extra);
+    }
+    let after = space_stats();
+    assert_eq!(
+        after.os_calls, before.os_calls,
+        "before {before}, after {after}"
+    );
+}

@@ -97,12 +97,8 @@ impl Lane {
             (*chunk).size
         };
         self.refresh_floor();
-        let chain = self.chain_bytes.get() + size;
-        self.chain_bytes.set(chain);
-        let held = chain + self.side_chunk_bytes.get();
-        if held > self.reset_peak.get() {
-            self.reset_peak.set(held);
-        }
+        self.chain_bytes.set(self.chain_bytes.get() + size);
+        self.touched.set(self.touched.get().saturating_add(size));
     }
 
     /// Makes `chunk` current with the bump at offset `offset`.
@@ -362,6 +358,10 @@ impl Lane {
         self.spare.set(kept_head);
         if released > 0 && !self.core.is_null() {
             self.core().chunks_released(released);
+            // Chunks taken from now on start again at the arena's chunk
+            // size: after a spike, a loop that needs a little more than it
+            // kept must not take (and then give back) a spike-sized chunk.
+            self.next_chunk.set(self.base_chunk);
         }
         released
     }

@@ -122,9 +122,13 @@ pub(crate) struct Lane {
     side_chunk_bytes: Cell<usize>,
     /// Bytes of the chunks in the chain (the current one and those below).
     chain_bytes: Cell<usize>,
-    /// Highest `chain_bytes` since the last reset: the chunk memory the loop
-    /// between two resets needed.
-    reset_peak: Cell<usize>,
+    /// The chunk memory the loop since the last reset used: what the chain
+    /// and the live large blocks held after that reset, plus every chunk
+    /// taken into use since (a chunk taken twice counts twice, which errs on
+    /// the side of keeping it).
+    touched: Cell<usize>,
+    /// The arena's chunk size: where chunk growth starts again after a trim.
+    base_chunk: usize,
     /// The needs of the last [`NEEDS`] resets (a ring), for the retained
     /// capacity.
     needs: [Cell<usize>; NEEDS],
@@ -196,7 +200,8 @@ impl Lane {
             side_bytes: Cell::new(0),
             side_chunk_bytes: Cell::new(0),
             chain_bytes: Cell::new(0),
-            reset_peak: Cell::new(0),
+            touched: Cell::new(0),
+            base_chunk: first_chunk,
             needs: [const { Cell::new(0) }; NEEDS],
             needs_next: Cell::new(0),
             segments: UnsafeCell::new(SegmentStack::new()),
@@ -239,7 +244,7 @@ impl Lane {
                 (*place).enter_chunk(home, (*home).start.get());
                 (*place).refresh_floor();
                 (*place).chain_bytes.set((*home).size);
-                (*place).reset_peak.set((*home).size);
+                (*place).touched.set((*home).size);
             }
         }
     }

@@ -99,7 +99,7 @@ impl Lane {
         // SAFETY: owner only, as the caller.
         unsafe { self.drain() };
         self.flush_top();
-        let need = self.reset_peak.get();
+        let need = self.touched.get();
         let cur = self.pos();
         let (start, target, escaped_blocks, escaped_bytes) =
             match self.segments().plan_reset(serial, cur) {
@@ -133,7 +133,7 @@ impl Lane {
         self.rewind(target);
         self.load_top();
         self.record_need(need);
-        self.reset_peak
+        self.touched
             .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         LaneReset {

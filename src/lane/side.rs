@@ -86,12 +86,10 @@ impl Lane {
             // The block's extent, for escape reports and resizing.
             (*chunk).start.set(offset);
             (*chunk).fill.set(offset + rounded);
-            let in_side = self.side_chunk_bytes.get() + (*chunk).size;
-            self.side_chunk_bytes.set(in_side);
-            let peak = self.chain_bytes.get() + in_side;
-            if peak > self.reset_peak.get() {
-                self.reset_peak.set(peak);
-            }
+            self.side_chunk_bytes
+                .set(self.side_chunk_bytes.get() + (*chunk).size);
+            self.touched
+                .set(self.touched.get().saturating_add((*chunk).size));
             (*chunk).prev.set(ptr::null_mut());
             let head = self.side.get();
             (*chunk).side_next.set(head);
