@@ -25,8 +25,9 @@
 //!    thread) at a time, and `arena.reset()` after each round, once the
 //!    threads have been joined.
 //!
-//! The three outputs are compared bit for bit. The table shows wall time and
-//! what `bumper::measure` saw: calls and bytes that reached the inner (system)
+//! The three outputs are compared bit for bit. The table shows wall time
+//! (the median of 5 interleaved runs after a warm-up) and what
+//! `bumper::measure` saw: calls and bytes that reached the inner (system)
 //! allocator, and calls and bytes served by arenas. `measure` counts the
 //! calling thread only, so the threaded row adds up the figures each child
 //! measured around its own work to the spawning thread's (which covers the
@@ -341,6 +342,14 @@ pub fn same_bits(a: &Array2<f32>, b: &Array2<f32>) -> bool {
     a.dim() == b.dim() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
+/// Interleaved timed rounds of the runs in `main`.
+const REPEATS: usize = 5;
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -353,13 +362,24 @@ fn main() {
     let locked = LockedArena::new();
 
     // A warm-up of each run (first-touch page faults, the arenas' first
-    // chunks), then the measured runs.
-    let _ = run_heap(&model, &images);
-    let _ = run_arena(&model, &images, &arena);
-    let _ = run_locked(&model, &images, &locked, threads);
-    let heap = run_heap(&model, &images);
-    let bumped = run_arena(&model, &images, &arena);
-    let parallel = run_locked(&model, &images, &locked, threads);
+    // chunks), then REPEATS interleaved rounds of the three. The counts are
+    // the same in every round; the table shows the last round's counts and
+    // the median time.
+    let mut heap = run_heap(&model, &images);
+    let mut bumped = run_arena(&model, &images, &arena);
+    let mut parallel = run_locked(&model, &images, &locked, threads);
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..REPEATS {
+        heap = run_heap(&model, &images);
+        times[0].push(heap.m.elapsed);
+        bumped = run_arena(&model, &images, &arena);
+        times[1].push(bumped.m.elapsed);
+        parallel = run_locked(&model, &images, &locked, threads);
+        times[2].push(parallel.m.elapsed);
+    }
+    heap.m.elapsed = median(&mut times[0]);
+    bumped.m.elapsed = median(&mut times[1]);
+    parallel.m.elapsed = median(&mut times[2]);
 
     assert!(
         same_bits(&heap.probs, &bumped.probs),
@@ -371,7 +391,8 @@ fn main() {
     );
 
     println!(
-        "{IMAGES} images of {SIDE}x{SIDE}, batches of {BATCH}; outputs equal bit for bit: yes\n"
+        "{IMAGES} images of {SIDE}x{SIDE}, batches of {BATCH}; outputs equal bit for bit: yes; \
+         time: median of {REPEATS} interleaved runs after a warm-up\n"
     );
     println!(
         "| run | time | inner calls | inner bytes | arena calls | arena bytes | clean resets | memory system calls |"

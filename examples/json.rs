@@ -12,12 +12,13 @@
 //! region; the arena run inside `with_bumper(&arena, ..)`, with
 //! `arena.reset()` after each document.
 //!
-//! The table shows wall time, what `bumper::measure` saw (calls and bytes that
-//! reached the inner allocator, calls and bytes served by the arena), and the
-//! memory system calls bumper made during the loop (`space_stats()`), and
-//! the peak resident memory (`VmHWM`) of the same loop run alone in a child
-//! process of this example, once on the heap and once in the arena. The two
-//! runs' outputs are compared by digest here and byte for byte in
+//! The table shows wall time (the median of 5 interleaved runs after a
+//! warm-up); what `bumper::measure` saw (calls and bytes that reached the
+//! inner allocator, calls and bytes served by the arena); the memory system
+//! calls bumper made during the loop (`space_stats()`); and the peak
+//! resident memory (`VmHWM`) of the same loop run alone in a child process
+//! of this example, once on the heap and once in the arena. The two runs'
+//! outputs are compared by digest here and byte for byte in
 //! `tests/json.rs`.
 //!
 //! Run it with `cargo run --release --example json`.
@@ -287,6 +288,14 @@ fn peak_in_child(mode: &str) -> u64 {
         .expect("the child prints its peak RSS")
 }
 
+/// Interleaved timed rounds of the runs in `main`.
+const REPEATS: usize = 5;
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -308,17 +317,27 @@ fn main() {
     }
 
     let arena = Arena::new();
-    // A warm-up of each, then the measured runs.
-    let _ = run(DOCS, None, false);
-    let _ = run(DOCS, Some(&arena), false);
-    let heap = run(DOCS, None, false);
-    let bumped = run(DOCS, Some(&arena), false);
-    assert_eq!(heap.digests, bumped.digests, "the outputs differ");
+    // A warm-up of each, then REPEATS interleaved rounds of the two. The
+    // counts are the same in every round; the table shows the last round's
+    // counts and the median time.
+    let mut heap = run(DOCS, None, false);
+    let mut bumped = run(DOCS, Some(&arena), false);
+    let mut times: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..REPEATS {
+        heap = run(DOCS, None, false);
+        times[0].push(heap.m.elapsed);
+        bumped = run(DOCS, Some(&arena), false);
+        times[1].push(bumped.m.elapsed);
+        assert_eq!(heap.digests, bumped.digests, "the outputs differ");
+    }
+    heap.m.elapsed = median(&mut times[0]);
+    bumped.m.elapsed = median(&mut times[1]);
     let heap_peak = peak_in_child("child-heap");
     let arena_peak = peak_in_child("child-arena");
 
     println!(
-        "{DOCS} documents, {} of JSON in, {} out; outputs identical: yes\n",
+        "{DOCS} documents, {} of JSON in, {} out; outputs identical: yes; \
+         time: median of {REPEATS} interleaved runs after a warm-up\n",
         Bytes(heap.input_bytes),
         Bytes(heap.output_bytes)
     );

@@ -4,7 +4,7 @@
 //!
 //! Each item is a small text job written with plain std collections (it
 //! formats 400 lines of words, counts the words in a `HashMap`, sorts the
-//! counts and formats a summary; a few thousand allocations) whose result is
+//! counts and formats a summary; about 7,000 allocations) whose result is
 //! a digest. A round spawns one child per thread with
 //! `bumper::thread::scope` inside `with_bumper(&arena, ..)`; each child
 //! inherits the region, so it allocates from the arena on a lane of its own,
@@ -15,10 +15,13 @@
 //! The same rounds run once outside any region (the heap), where
 //! `bumper::thread::scope` behaves exactly as `std::thread::scope`. Both
 //! runs' results are checked against a plain serial loop. The table shows
-//! wall time and what `bumper::measure` saw, summed over the spawning thread
-//! (the spawns' bookkeeping) and every child (its own work), since `measure`
-//! counts the calling thread only; the memory system calls bumper made
-//! (`space_stats()`, process-wide); and how many resets were clean.
+//! wall time (the median of 5 interleaved runs after a warm-up); what
+//! `bumper::measure` saw, summed over the spawning thread (the spawns'
+//! bookkeeping) and every child (its own work), since `measure` counts the
+//! calling thread only; the memory system calls bumper made (`space_stats()`,
+//! process-wide); and how many resets were clean. Two serial loops, on the
+//! heap and in an `Arena` with `no_escape` per item, are shown for
+//! comparison.
 //!
 //! bumper has no rayon integration. With rayon, share a `Region` (it is
 //! `Sync`) and enter it per item, then reset once the parallel call has
@@ -189,6 +192,14 @@ pub fn add_counts(a: &mut Measurement, b: &Measurement) {
     a.arena_bytes += b.arena_bytes;
 }
 
+/// Interleaved timed rounds of the runs in `main`.
+const REPEATS: usize = 5;
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -198,28 +209,48 @@ fn main() {
     let expected = serial(ITEMS);
     let arena = LockedArena::new();
 
-    // The serial loop on the heap and in an `Arena` (a reset per item) for
-    // comparison, then a warm-up of each parallel run, then the measured
-    // runs.
-    let (serial_heap, serial_heap_m) = measure(|| serial(ITEMS));
-    assert_eq!(serial_heap, expected);
+    // The serial loop on the heap and in an `Arena` (a reset per item), for
+    // comparison.
     let single = Arena::new();
-    let mut serial_bumped = Vec::with_capacity(ITEMS);
-    let ((), serial_m) = measure(|| {
-        with_bumper(&single, || {
-            for i in 0..ITEMS {
-                let r = single.no_escape(|| work(i));
-                serial_bumped.push(r);
-            }
-        })
-    });
-    assert_eq!(serial_bumped, expected);
-    let _ = run(ITEMS, threads, PER_THREAD, None);
-    let _ = run(ITEMS, threads, PER_THREAD, Some(&arena));
-    let heap = run(ITEMS, threads, PER_THREAD, None);
-    let bumped = run(ITEMS, threads, PER_THREAD, Some(&arena));
-    assert_eq!(heap.results, expected, "heap results differ");
-    assert_eq!(bumped.results, expected, "arena results differ");
+    let serial_in_arena = || {
+        let mut results = Vec::with_capacity(ITEMS);
+        let ((), m) = measure(|| {
+            with_bumper(&single, || {
+                for i in 0..ITEMS {
+                    let r = single.no_escape(|| work(i));
+                    results.push(r);
+                }
+            })
+        });
+        assert_eq!(results, expected);
+        m
+    };
+    // A warm-up of each, then REPEATS interleaved rounds of the four. The
+    // counts are the same in every round; the table shows the last round's
+    // counts and the median time.
+    let mut serial_heap_m = measure(|| serial(ITEMS)).1;
+    let mut serial_m = serial_in_arena();
+    let mut heap = run(ITEMS, threads, PER_THREAD, None);
+    let mut bumped = run(ITEMS, threads, PER_THREAD, Some(&arena));
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..REPEATS {
+        let (results, m) = measure(|| serial(ITEMS));
+        assert_eq!(results, expected);
+        serial_heap_m = m;
+        times[0].push(m.elapsed);
+        heap = run(ITEMS, threads, PER_THREAD, None);
+        times[1].push(heap.m.elapsed);
+        bumped = run(ITEMS, threads, PER_THREAD, Some(&arena));
+        times[2].push(bumped.m.elapsed);
+        serial_m = serial_in_arena();
+        times[3].push(serial_m.elapsed);
+        assert_eq!(heap.results, expected, "heap results differ");
+        assert_eq!(bumped.results, expected, "arena results differ");
+    }
+    serial_heap_m.elapsed = median(&mut times[0]);
+    heap.m.elapsed = median(&mut times[1]);
+    bumped.m.elapsed = median(&mut times[2]);
+    serial_m.elapsed = median(&mut times[3]);
     let clean = bumped
         .rounds
         .iter()
@@ -227,7 +258,8 @@ fn main() {
         .count();
 
     println!(
-        "{ITEMS} items; rounds of {threads} threads x {PER_THREAD} items; results equal the serial loop's: yes\n"
+        "{ITEMS} items; rounds of {threads} threads x {PER_THREAD} items; results equal the serial loop's: yes; \
+         time: median of {REPEATS} interleaved runs after a warm-up\n"
     );
     println!(
         "| run | time | inner calls | inner bytes | arena calls | arena bytes | clean resets | memory system calls |"
