@@ -30,8 +30,10 @@
 //! `bumper::measure` saw: calls and bytes that reached the inner (system)
 //! allocator, and calls and bytes served by arenas. `measure` counts the
 //! calling thread only, so the threaded row adds up the figures each child
-//! measured around its own work to the spawning thread's (which covers the
-//! spawns' bookkeeping); the arena's own `stats()` counters agree with the
+//! measured around its own work to the spawning thread's. The latter covers
+//! the spawns' own bookkeeping, which `bumper::thread` keeps on the heap
+//! even inside a region: the threaded row's few inner-allocator calls, a
+//! handful per spawn. The arena's own `stats()` counters agree with the
 //! arena columns (checked in `tests/inference.rs`). The last column counts
 //! the memory system calls bumper made during the run (`space_stats()`,
 //! process-wide).
@@ -422,7 +424,10 @@ fn main() {
             r.os_calls
         );
     }
-    println!("\nThe threaded row sums the spawning thread's `measure` and each child's.");
+    println!(
+        "\nThe threaded row sums the spawning thread's `measure` and each child's; its \
+         inner calls are std's bookkeeping for the spawns, which bumper::thread keeps on the heap."
+    );
     println!("\n`Arena` afterwards:\n{}", arena.stats());
     println!("\n`LockedArena` afterwards:\n{}", locked.stats());
 }

@@ -16,9 +16,10 @@
 //! `bumper::thread::scope` behaves exactly as `std::thread::scope`. Both
 //! runs' results are checked against a plain serial loop. The table shows
 //! wall time (the median of 5 interleaved runs after a warm-up); what
-//! `bumper::measure` saw, summed over the spawning thread (the spawns'
-//! bookkeeping) and every child (its own work), since `measure` counts the
-//! calling thread only; the memory system calls bumper made (`space_stats()`,
+//! `bumper::measure` saw, summed over the spawning thread (the spawns' own
+//! bookkeeping, which `bumper::thread` keeps on the heap even inside a
+//! region: the few inner calls of the arena row) and every child (its own
+//! work), since `measure` counts the calling thread only; the memory system calls bumper made (`space_stats()`,
 //! process-wide); and how many resets were clean. Two serial loops, on the
 //! heap and in an `Arena` with `no_escape` per item, are shown for
 //! comparison.

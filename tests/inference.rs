@@ -28,13 +28,13 @@ fn check_probabilities(run: &Run) {
 
 fn assert_100x_fewer_inner_bytes(heap: &Run, bumped: &Run) {
     assert!(heap.m.inner_calls > 0 && heap.m.inner_bytes > 0);
+    assert_eq!(heap.m.arena_calls, 0);
     assert!(
         bumped.m.inner_bytes.saturating_mul(100) <= heap.m.inner_bytes,
         "inner bytes fell only from {} to {}",
         heap.m.inner_bytes,
         bumped.m.inner_bytes
     );
-    assert!(bumped.m.inner_calls.saturating_mul(100) <= heap.m.inner_calls);
     // What the heap served, the arena served instead.
     assert!(bumped.m.arena_calls >= heap.m.inner_calls);
     assert!(bumped.m.arena_bytes >= heap.m.inner_bytes);
@@ -51,6 +51,9 @@ fn arena_run_matches_the_heap_bit_for_bit_with_100x_fewer_inner_bytes() {
     let bumped = run_arena(&model, &images, &arena);
     assert!(same_bits(&heap.probs, &bumped.probs), "outputs differ");
     assert_100x_fewer_inner_bytes(&heap, &bumped);
+    // On one thread nothing at all reaches the inner allocator.
+    assert_eq!((bumped.m.inner_calls, bumped.m.inner_bytes), (0, 0));
+    assert_eq!(bumped.m.arena_calls, heap.m.inner_calls);
 
     // One clean reset per batch; nothing left behind.
     assert_eq!(bumped.resets, IMAGES.div_ceil(BATCH));
@@ -73,8 +76,14 @@ fn locked_arena_threads_match_the_heap_bit_for_bit_with_100x_fewer_inner_bytes()
     let threaded = run_locked(&model, &images, &arena, 3);
     assert!(same_bits(&heap.probs, &threaded.probs), "outputs differ");
     // The children's own measurements are summed in: every batch allocated
-    // from the arena, none from the heap.
+    // from the arena. What reaches the inner allocator is std's bookkeeping
+    // for the spawns, which bumper::thread keeps on the heap: a few small
+    // blocks per spawn, so the calls fall less than the bytes.
     assert_100x_fewer_inner_bytes(&heap, &threaded);
+    assert!(
+        threaded.m.inner_calls <= 16 * 4,
+        "at most 16 calls per spawn"
+    );
 
     assert_eq!(threaded.resets, 2);
     assert_eq!(threaded.clean_resets, 2, "a reset after the joins is clean");

@@ -62,6 +62,12 @@ fn the_same_rounds_on_the_heap_make_100x_more_inner_calls() {
         bumped.m.inner_calls
     );
     assert!(bumped.m.inner_bytes.saturating_mul(100) <= heap.m.inner_bytes);
-    // Every call the heap run made, spawns included, the arena served.
-    assert_eq!(bumped.m.arena_calls, heap.m.inner_calls);
+    // The two runs made the same calls, spawns included; in the region the
+    // arena served all but std's bookkeeping for the spawns (kept on the
+    // heap by bumper::thread).
+    assert_eq!(
+        bumped.m.arena_calls + bumped.m.inner_calls,
+        heap.m.inner_calls
+    );
+    assert!(bumped.m.arena_calls.saturating_mul(100) >= heap.m.inner_calls.saturating_mul(99));
 }
