@@ -19,7 +19,7 @@
 //! indirect call (the `enter-empty/no-region` row is that alone).
 //!
 //! `FILTER`s are substrings of `group/name`; `--out-dir DIR` keeps the
-//! callgrind output files (default `target/bench/callgrind`).
+//! callgrind output files (default `<target>/bench/callgrind`).
 
 mod api;
 mod common;
@@ -219,7 +219,16 @@ fn callgrind_total(path: &PathBuf) -> u64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut only = Vec::new();
-    let mut out_dir = PathBuf::from("target/bench/callgrind");
+    let exe = std::env::current_exe().expect("own path");
+    // `cargo bench` runs this in the package's directory: put the files
+    // next to the build output instead, in `<target>/bench/callgrind`
+    // (the executable is `<target>/release/deps/callgrind_ops-*`).
+    let mut out_dir = exe
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+        .join("bench")
+        .join("callgrind");
     while let Some(a) = args.next() {
         match a.as_str() {
             "--one" => {
@@ -243,7 +252,6 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .expect("valgrind is not installed (it runs the counts)");
     std::fs::create_dir_all(&out_dir).expect("the output directory");
-    let exe = std::env::current_exe().expect("own path");
     let mut results = Vec::new();
     for (group, name) in all_ops() {
         let id = format!("{group}/{name}");
