@@ -534,7 +534,7 @@ def report(results, counts, iters, run, analysis, svg_rel, argv, cg=({}, [], Non
         "## How to run",
         "",
         "```sh",
-        "scripts/bench.sh                    # everything: build, criterion, count run, this file",
+        "scripts/bench.sh                    # everything: build, criterion, count and callgrind runs, this file",
         "scripts/bench.sh json mlp           # only these workloads (older results are marked stale)",
         "BENCH_MEASUREMENT_SECS=10 BENCH_SAMPLES=50 scripts/bench.sh   # a longer, quieter run",
         "cargo bench -p bumper-benches -- small                        # criterion only, one group",
@@ -589,7 +589,8 @@ def report(results, counts, iters, run, analysis, svg_rel, argv, cg=({}, [], Non
     if run and run["steps"]:
         out += ["| step | command | wall time |", "|---|---|---:|"]
         for name, cmd, secs in run["steps"]:
-            out.append(f"| {name} | `{cmd}` | {fmt_secs(secs)} |")
+            # A `|` ends a table cell even inside a code span, unless escaped.
+            out.append(f"| {name} | `{cmd.replace('|', chr(92) + '|')}` | {fmt_secs(secs)} |")
         out.append(f"| report | `{' '.join(['scripts/bench_report.py'] + argv)}` | |")
         if "total" in run:
             out.append(f"| **total** | | **{fmt_secs(float(run['total']))}** |")
@@ -599,7 +600,8 @@ def report(results, counts, iters, run, analysis, svg_rel, argv, cg=({}, [], Non
             "Criterion settings: "
             + (", ".join(f"`{e}`" for e in env) if env else "the defaults")
             + " (defaults: 20 samples, 1 s warm-up, 2.5 s measurement per function; "
-            "`mlp` uses flat sampling). Count run: "
+            "`mlp` uses flat sampling; `reset-scale` one reset per sample, "
+            "`BENCH_RESET_SAMPLES` samples, default 100). Count run: "
             + (f"{iters} iterations" if iters else "not run")
             + " per workload and setting.",
         ]
