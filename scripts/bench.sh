@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The whole benchmark pipeline, in order: build, the criterion benches (one
-# binary per allocator), the untimed count run (inner-allocator calls and
-# peak RSS), and the report that regenerates BENCHMARKS.md and docs/bench.svg.
+# binary per allocator, and region_speed for the region API and resets), the
+# untimed count run (inner-allocator calls and peak RSS), the untimed
+# callgrind run (instructions per operation; needs valgrind), and the report
+# that regenerates BENCHMARKS.md and docs/bench.svg.
 #
 # Usage: scripts/bench.sh [WORKLOAD...]
 #   WORKLOAD  only these criterion groups and count runs (substring match,
 #             as criterion's own filter); the report then marks the results
-#             of earlier runs that it still shows as stale.
+#             of earlier runs that it still shows as stale. The callgrind
+#             run is not filtered: it is deterministic and takes seconds.
 #
 # Environment:
 #   BENCH_SAMPLES, BENCH_WARMUP_SECS, BENCH_MEASUREMENT_SECS
 #                      criterion settings (default 20 samples, 1 s, 2.5 s;
 #                      see benches/common/mod.rs); raise them for a long run
 #   BENCH_COUNT_ITERS  iterations per count run (default 10)
+#   BENCH_RESET_SAMPLES  samples of region_speed's reset-scale group (default 100)
 #   BENCH_LABEL        a note for the top of BENCHMARKS.md, e.g. "provisional"
 #
 # Every step's command and wall time go to target/bench/run.tsv, which the
@@ -47,7 +51,7 @@ start=$(now)
     printf 'commit\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     printf 'dirty\t%s\n' "$(git status --porcelain -- src benches 2>/dev/null | grep -q . && echo yes || echo no)"
     printf 'rustc\t%s\n' "$(rustc -V)"
-    for v in BENCH_SAMPLES BENCH_WARMUP_SECS BENCH_MEASUREMENT_SECS BENCH_LABEL; do
+    for v in BENCH_SAMPLES BENCH_WARMUP_SECS BENCH_MEASUREMENT_SECS BENCH_RESET_SAMPLES BENCH_LABEL; do
         if [ -n "${!v:-}" ]; then printf 'env\t%s=%s\n' "$v" "${!v}"; fi
     done
     if [ $# -gt 0 ]; then printf 'filter\t%s\n' "$*"; fi
@@ -79,13 +83,20 @@ fi
 
 step build cargo bench -p bumper-benches --no-run
 step build-count cargo bench -p bumper-benches --bench alloc_count --no-run
+step build-callgrind cargo bench -p bumper-benches --bench callgrind_ops --no-run
 step criterion cargo bench -p bumper-benches -- "${filter[@]}"
 step count --stdout "$counts" cargo bench -p bumper-benches --bench alloc_count -- --iters "$iters" "$@"
+callgrind="$out/callgrind.json"
+if command -v valgrind >/dev/null; then
+    step callgrind --stdout "$callgrind" cargo bench -p bumper-benches --bench callgrind_ops
+else
+    printf '\nvalgrind not found: no callgrind run (the report keeps the last counts)\n' >&2
+fi
 
 printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >>"$run"
 printf 'total\t%s\n' "$(secs "$start" "$(now)")" >>"$run"
 
 # The report prints its own command line; it is not a timed step.
-report=(scripts/bench_report.py --run "$run" "${counts_args[@]}" --out BENCHMARKS.md --svg docs/bench.svg)
+report=(scripts/bench_report.py --run "$run" "${counts_args[@]}" --callgrind "$callgrind" --out BENCHMARKS.md --svg docs/bench.svg)
 printf '\n==> %s\n' "${report[*]}" >&2
 "${report[@]}"

@@ -6,20 +6,25 @@ Reads
     (median and its 95% confidence interval), written by `cargo bench`;
   - the JSON of the untimed count run (`alloc_count`): inner-allocator calls
     per iteration and peak RSS per workload and setting;
+  - the JSON of the untimed callgrind run (`callgrind_ops`): instructions
+    per operation of the region-API benches and per alloc+free pair of
+    `small`;
   - the run log of scripts/bench.sh (target/bench/run.tsv): the commands,
     their wall times, the commit, the load average;
 and writes BENCHMARKS.md (machine, commands, medians, ratios to glibc and to
-the best peer of each workload, inner calls per iteration, peak RSS, the
-targets of issue 10) and an SVG bar chart. Everything in BENCHMARKS.md is
+the best peer of each workload, inner calls per iteration, peak RSS; the
+region-API and reset benches (`region_speed`) with their instruction
+counts; the targets of issues 8 and 10) and an SVG bar chart. Everything in BENCHMARKS.md is
 generated except the section between the ANALYSIS markers, which is kept
 as it is.
 
-Usage: scripts/bench_report.py [--criterion DIR] [--counts FILE] [--run FILE]
-                               [--out FILE] [--svg FILE] [--check]
+Usage: scripts/bench_report.py [--criterion DIR] [--counts FILE] [--callgrind FILE]
+                               [--run FILE] [--out FILE] [--svg FILE] [--check]
 
   --criterion DIR  criterion's output (default target/criterion)
   --counts FILE    alloc_count's JSON (default target/bench/counts.json);
                    repeat it to lay a filtered run's counts over a full one's
+  --callgrind FILE callgrind_ops's JSON (default target/bench/callgrind.json)
   --run FILE       scripts/bench.sh's run log (default target/bench/run.tsv)
   --out FILE       the markdown to write (default: print it on stdout); the
                    analysis section of an existing FILE is kept
@@ -71,6 +76,35 @@ TARGETS = [
     for s, ref in (("bumper-no-region", "glibc"), ("bumper-mimalloc-no-region", "mimalloc"))
 ]
 RSS_BOUND = 1.3  # peak RSS of bumper-region at most 1.3x glibc's
+PAIR_BOUND = 10  # instructions per alloc+free pair in a region: bumpalo's + 10
+POLL_BOUND_NS = 5.0  # "a few nanoseconds" of InRegion poll overhead, read as <= 5 ns
+
+# The criterion groups of benches/region_speed.rs (not workloads), in order:
+# (group, title, baseline function or None, how rows compare with it
+# ("diff": minus the baseline, "ratio": over it), what one operation is).
+API_GROUPS = [
+    ("enter-alloc", "Entering a region around one allocation and free", "inside-Arena-region", "diff",
+     "enter a region on a thread that has entered it before, allocate and free one `Box<u64>`, "
+     "leave; the baseline is the allocation and free alone, in a region entered once"),
+    ("enter-empty", "Entering a region around an empty closure", "no-region", "diff",
+     "enter a region on a thread that has entered it before, run an empty closure, leave; the "
+     "baseline is the closure alone"),
+    ("poll-pending", "Polling a future wrapped in `in_region` / `in_arena`", "bare", "diff",
+     "one poll, by hand with `Waker::noop()`, of a pinned future that is never ready; the "
+     "baseline polls it unwrapped"),
+    ("poll-ready", "Wrapping a ready future, one poll, drop", "bare", "diff",
+     "`in_region(region.clone(), ready(1))` (resp. `in_arena`), pinned, polled once, dropped "
+     "(the drop enters the region once more); the baseline is `ready(1)` unwrapped"),
+    ("scoped-alloc", "`scoped` against `with_bumper` + `no_escape`, one allocation and free", None, None,
+     "a checkpoint, a region entry, one `Box<u64>` allocated and freed, the exit and the reset"),
+    ("scoped-empty", "`scoped` against `with_bumper` + `no_escape`, empty closure", None, None,
+     "a checkpoint, a region entry, an empty closure, the exit and the reset"),
+    ("reset-scale", "A reset against the allocations since its checkpoint", "1000-allocs-32B", "ratio",
+     "one `reset_to` after N allocations since the checkpoint, all freed oldest first (dead, "
+     "not reclaimed by the frees); only the reset is timed (`iter_custom`, one reset per "
+     "sample). `cold-cache`: a 64 MiB buffer is swept after the allocations"),
+]
+API_GROUP_NAMES = [g[0] for g in API_GROUPS]
 
 ANALYSIS_BEGIN = "<!-- ANALYSIS: kept as it is by scripts/bench_report.py; edit freely -->"
 ANALYSIS_END = "<!-- END ANALYSIS -->"
@@ -104,11 +138,12 @@ WORKLOAD_TEXT = {
     "the hidden layers), written with allocating operations (`x.dot(&w) + &b`, "
     "`mapv`). Weights and inputs are made once, from a fixed seed. Criterion's flat "
     "sampling.",
-    "threads2": "two std scoped threads, each running one iteration of `small`, joined "
-    "before the iteration ends. Under bumper's region settings each thread enters a "
-    "region of one `LockedArena` itself and the spawning thread resets it after the "
-    "joins (`bumper::thread::scope` does not exist yet, so the spawns' own allocations "
-    "stay outside the region).",
+    "threads2": "two scoped threads, each running one iteration of `small`, joined "
+    "before the iteration ends. Under bumper's region settings the spawning thread is in a "
+    "region of one `LockedArena` and spawns them with `bumper::thread::scope`, so they "
+    "inherit the region (each on a lane of its own) and the spawns' own bookkeeping comes "
+    "from the arena too; it resets the arena after the joins. Everywhere else they are "
+    "plain `std::thread::scope` threads.",
 }
 
 
@@ -153,6 +188,17 @@ def load_counts(paths):
         counts.update({(r["workload"], r["setting"]): r for r in doc["results"]})
         iters = doc.get("iters", iters)
     return counts, iters
+
+
+def load_callgrind(path):
+    """callgrind_ops's JSON: ({(group, name): record}, [(group, name)] in
+    the binary's order, the document), or empty ones if there is none."""
+    if not path or not os.path.isfile(path):
+        return {}, [], None
+    with open(path) as f:
+        doc = json.load(f)
+    recs = {(r["group"], r["name"]): r for r in doc["results"]}
+    return recs, [(r["group"], r["name"]) for r in doc["results"]], doc
 
 
 def load_run(path):
@@ -213,7 +259,7 @@ def machine(run):
             f"- bumper at commit `{run.get('commit', 'unknown')}`{dirty}",
             f"- date: {run.get('date', 'unknown')}",
             f"- load average (1, 5, 15 min) at the start: {run.get('load_start', '?')}, "
-            f"at the end of the count run: {run.get('load_end', '?')}",
+            f"at the end of the runs: {run.get('load_end', '?')}",
         ]
     return lines
 
@@ -357,10 +403,118 @@ def analysis_section(path):
     return "## Analysis\n\nNone yet."
 
 
-def report(results, counts, iters, run, analysis, svg_rel, argv):
+def fmt_ir(x):
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 100 or abs(x - round(x)) < 0.05 else f"{x:,.1f}"
+
+
+def fmt_signed(x, fmt):
+    if x is None:
+        return "–"
+    return ("+" if x >= 0 else "−") + fmt(abs(x))
+
+
+def api_section(results, cg, stale, run):
+    """The generated section on benches/region_speed.rs and callgrind_ops."""
+    recs, order, doc = cg
+    out = [
+        "## Region API and resets",
+        "",
+        "bumper only (`Bumper<System>`), from `benches/region_speed.rs` (criterion, timed) and "
+        "`benches/callgrind_ops.rs` (the same operations, from `benches/api/mod.rs`, counted in "
+        "instructions under callgrind). Criterion runs them in its step above; the count run is "
+        "`cargo bench -p bumper-benches --bench callgrind_ops > target/bench/callgrind.json`, "
+        "which runs each operation in a fresh process under `valgrind --tool=callgrind "
+        "--collect-atstart=no --toggle-collect=bumper_bench_measured` with `BUMPER_RESERVE=1G` "
+        "(valgrind refuses the default 64 GiB reservation) and divides the instructions (`Ir`) "
+        "executed inside the measuring loop by the number of calls (100 000; 10 resets). A count "
+        "includes the loop and an indirect call of the operation, 5 instructions (the "
+        "`enter-empty` / `no-region` row). Every region is entered on a thread that has entered "
+        "it before.",
+        "",
+    ]
+    if doc is None:
+        out += ["No callgrind counts (target/bench/callgrind.json): instructions not shown.", ""]
+    else:
+        when = doc.get("date_unix")
+        start = float(run["start"]) if run and "start" in run else None
+        note = f"Counts: {doc.get('valgrind', 'valgrind')}, `{doc.get('env', '')}`"
+        if start and when and when < start:
+            note += "; from an earlier run than this one"
+        out += [note + ".", ""]
+    for group, title, base, how, text in API_GROUPS:
+        funcs = results.get(group, {})
+        names = [n for g, n in order if g == group and (n in funcs or (g, n) in recs)]
+        names += sorted(n for n in funcs if n not in names)
+        if not names:
+            continue
+        out += [f"### {title}", "", f"`{group}`: {text}.", ""]
+        head = "| function | median | 95% CI of median | instructions |"
+        rule = "|---|---:|---:|---:|"
+        if base:
+            if how == "diff":
+                head += f" time − `{base}` | instructions − `{base}` |"
+            else:
+                head += f" time / `{base}` | instructions / `{base}` |"
+            rule += "---:|---:|"
+        out += [head, rule]
+        b = funcs.get(base) if base else None
+        bir = recs.get((group, base), {}).get("ir_per_call") if base else None
+        for n in names:
+            r = funcs.get(n)
+            ir = recs.get((group, n), {}).get("ir_per_call")
+            name = f"`{n}`" + ("†" if (group, n) in stale else "")
+            row = f"| {name} | {fmt_time(r['median']) if r else '–'} | " + (
+                f"{fmt_time(r['lo'])} – {fmt_time(r['hi'])}" if r else "–"
+            ) + f" | {fmt_ir(ir)} |"
+            if base:
+                if n == base:
+                    row += " | |"
+                elif how == "diff":
+                    dt = r["median"] - b["median"] if r and b else None
+                    di = ir - bir if ir is not None and bir is not None else None
+                    row += f" {fmt_signed(dt, fmt_time)} | {fmt_signed(di, fmt_ir)} |"
+                else:
+                    rt = r["median"] / b["median"] if r and b else None
+                    ri = ir / bir if ir is not None and bir else None
+                    row += f" {fmt_ratio(rt)} | {fmt_ratio(ri)} |"
+            out.append(row)
+        out.append("")
+    # small, per pair.
+    small = [(n, recs[("small", n)]) for g, n in order if g == "small"]
+    if small:
+        ref = recs.get(("small", "bumpalo"), {}).get("ir_per_pair")
+        out += [
+            "### Instructions per alloc+free pair: `small`",
+            "",
+            "One iteration of the `small` workload per call (after two unmeasured ones), as the "
+            "criterion benches run it: `bumper-region` in a region with a checkpoint and reset per "
+            "iteration, `bumpalo` the explicit-API version with a `Bump` reset per iteration, "
+            "`bumper-no-region` through the shim to glibc. Per pair: instructions per iteration / "
+            "100 000 (the allocation, the free, and the workload's own work: the random numbers, "
+            "the ring, the writes, which differ a little between std's and bumpalo's `Vec`).",
+            "",
+            "| setting | instructions per iteration | per alloc+free pair | − `bumpalo` |",
+            "|---|---:|---:|---:|",
+        ]
+        for n, r in small:
+            d = r["ir_per_pair"] - ref if ref is not None else None
+            out.append(
+                f"| `{n}` | {fmt_ir(r['ir_per_call'])} | {r['ir_per_pair']:.1f} | "
+                + ("" if n == "bumpalo" else fmt_signed(d, lambda x: f"{x:.1f}"))
+                + " |"
+            )
+        out.append("")
+    return out
+
+
+def report(results, counts, iters, run, analysis, svg_rel, argv, cg=({}, [], None)):
     out = []
     label = next((e.split("=", 1)[1] for e in (run or {}).get("env", []) if e.startswith("BENCH_LABEL=")), None)
-    workloads = [w for w in WORKLOADS if w in results] + sorted(set(results) - set(WORKLOADS))
+    workloads = [w for w in WORKLOADS if w in results] + sorted(
+        set(results) - set(WORKLOADS) - set(API_GROUP_NAMES)
+    )
     out += [
         "# Benchmarks",
         "",
@@ -380,11 +534,13 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
         "## How to run",
         "",
         "```sh",
-        "scripts/bench.sh                    # everything: build, criterion, count run, this file",
+        "scripts/bench.sh                    # everything: build, criterion, count and callgrind runs, this file",
         "scripts/bench.sh json mlp           # only these workloads (older results are marked stale)",
         "BENCH_MEASUREMENT_SECS=10 BENCH_SAMPLES=50 scripts/bench.sh   # a longer, quieter run",
         "cargo bench -p bumper-benches -- small                        # criterion only, one group",
         "cargo bench -p bumper-benches --bench alloc_count -- --iters 10 > counts.json",
+        "cargo bench -p bumper-benches --bench region_speed            # region API and resets only",
+        "cargo bench -p bumper-benches --bench callgrind_ops > callgrind.json  # instructions (valgrind)",
         "scripts/bench_report.py --check     # exit 1 if a target below is missed",
         "```",
         "",
@@ -401,10 +557,13 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
         "| `alloc_bumper` | `Bumper<System>` | `bumper-region`, `bumper-no-region`, `bumpalo` |",
         "| `alloc_bumper_mimalloc` | `Bumper<MiMalloc>` | `bumper-mimalloc-region`, `bumper-mimalloc-no-region` |",
         "| `alloc_count` (not timed) | `Bumper<Counting<inner>>` | counts calls and peak RSS, prints JSON |",
+        "| `region_speed` | `Bumper<System>` | the region API and resets, bumper only: see [below](#region-api-and-resets) |",
+        "| `callgrind_ops` (not timed) | `Bumper<System>` | instructions per operation under callgrind, prints JSON |",
         "",
         "- `*-region`: each iteration is `with_bumper(&arena, || arena.no_escape(|| "
         "workload()))`, one `Arena` made before timing; region entry, checkpoint and reset "
-        "are inside the timed iteration. `threads2` uses a `LockedArena` instead (see below).",
+        "are inside the timed iteration. `threads2` uses a `LockedArena` and "
+        "`bumper::thread::scope` instead (see below).",
         "- `*-no-region`: the shim installed, no region: its cost over the bare inner "
         "allocator (`glibc`, resp. `mimalloc`).",
         "- `bumpalo`: the same allocation sequence written against bumpalo's explicit API "
@@ -430,7 +589,8 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
     if run and run["steps"]:
         out += ["| step | command | wall time |", "|---|---|---:|"]
         for name, cmd, secs in run["steps"]:
-            out.append(f"| {name} | `{cmd}` | {fmt_secs(secs)} |")
+            # A `|` ends a table cell even inside a code span, unless escaped.
+            out.append(f"| {name} | `{cmd.replace('|', chr(92) + '|')}` | {fmt_secs(secs)} |")
         out.append(f"| report | `{' '.join(['scripts/bench_report.py'] + argv)}` | |")
         if "total" in run:
             out.append(f"| **total** | | **{fmt_secs(float(run['total']))}** |")
@@ -440,7 +600,8 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
             "Criterion settings: "
             + (", ".join(f"`{e}`" for e in env) if env else "the defaults")
             + " (defaults: 20 samples, 1 s warm-up, 2.5 s measurement per function; "
-            "`mlp` uses flat sampling). Count run: "
+            "`mlp` uses flat sampling; `reset-scale` one reset per sample, "
+            "`BENCH_RESET_SAMPLES` samples, default 100). Count run: "
             + (f"{iters} iterations" if iters else "not run")
             + " per workload and setting.",
         ]
@@ -550,10 +711,12 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
         if arena_notes:
             out.append("")
 
+    out += api_section(results, cg, stale, run)
+
     # Targets.
-    rows, missed = targets(results, counts)
+    rows, missed = targets(results, counts, cg[0])
     out += [
-        "### Targets (issue 10)",
+        "### Targets (issues 8 and 10)",
         "",
         "| workload | target | measured | met |",
         "|---|---|---:|:---:|",
@@ -562,8 +725,9 @@ def report(results, counts, iters, run, analysis, svg_rel, argv):
     return "\n".join(out), missed
 
 
-def targets(results, counts):
+def targets(results, counts, cg=None):
     rows, missed = [], 0
+    cg = cg or {}
 
     def row(w, text, measured, ok):
         nonlocal missed
@@ -597,6 +761,67 @@ def targets(results, counts):
         if rec and base:
             r = rec["peak_rss_kib"] / base["peak_rss_kib"]
             row(w, f"`bumper-region` peak RSS ≤ {RSS_BOUND}x glibc's", f"{r:.2f}x", r <= RSS_BOUND)
+
+    def ir(group, name):
+        return cg.get((group, name), {}).get("ir_per_call")
+
+    def med(group, name):
+        return results.get(group, {}).get(name, {}).get("median")
+
+    # Issue 10: instructions per pair.
+    reg, bump = cg.get(("small", "bumper-region")), cg.get(("small", "bumpalo"))
+    if reg and bump:
+        d = reg["ir_per_pair"] - bump["ir_per_pair"]
+        row(
+            "small",
+            f"instructions per alloc+free pair in a region ≤ `bumpalo`'s + {PAIR_BOUND} (callgrind)",
+            f"{reg['ir_per_pair']:.1f} vs {bump['ir_per_pair']:.1f} ({d:+.1f})",
+            d <= PAIR_BOUND,
+        )
+    # Issue 8: entering a Region costs no more than with_bumper on a LockedArena.
+    for group in ("enter-alloc", "enter-empty"):
+        a, b = ir(group, "Region-enter"), ir(group, "LockedArena-with_bumper")
+        ta, tb = med(group, "Region-enter"), med(group, "LockedArena-with_bumper")
+        if a is not None and b is not None:
+            t = f"; time {ta / tb:.2f}x" if ta and tb else ""
+            row(
+                group,
+                "`Region::enter` ≤ `with_bumper(&LockedArena)` in instructions (callgrind), on a "
+                "thread that entered before",
+                f"{a / b:.2f}x ({fmt_ir(a)} vs {fmt_ir(b)}){t}",
+                a <= b,
+            )
+    # Issue 8: the poll overhead of InRegion, "a few nanoseconds".
+    a, b = med("poll-pending", "in_region"), med("poll-pending", "bare")
+    if a and b:
+        ia, ib = ir("poll-pending", "in_region"), ir("poll-pending", "bare")
+        extra = f" ({fmt_ir(ia - ib)} instructions)" if ia is not None and ib is not None else ""
+        row(
+            "poll-pending",
+            f"`InRegion` poll overhead a few ns (read here as ≤ {POLL_BOUND_NS:g} ns)",
+            f"{fmt_time(a - b)}{extra}",
+            (a - b) <= POLL_BOUND_NS,
+        )
+    # Issue 10, Scale: a reset's cost does not grow with the allocations.
+    many, same = ir("reset-scale", "1000000-allocs-32B"), ir("reset-scale", "1000-allocs-32KiB")
+    few = ir("reset-scale", "1000-allocs-32B")
+    if many is not None and same is not None:
+        row(
+            "reset-scale",
+            "a reset's instructions do not grow with the allocations since the checkpoint: "
+            "1 000 000 × 32 B against 1 000 × 32 KiB (the same bytes and chunks)",
+            f"{many / same:.2f}x",
+            many <= same,
+        )
+    if many is not None and few is not None:
+        tm, tf = med("reset-scale", "1000000-allocs-32B"), med("reset-scale", "1000-allocs-32B")
+        t = f"; time {tm / tf:.1f}x" if tm and tf else ""
+        row(
+            "reset-scale",
+            "1 000 000 against 1 000 allocations of 32 B (1000x the bytes; see the analysis)",
+            f"instructions {many / few:.2f}x{t}",
+            None,
+        )
     return rows, missed
 
 
@@ -604,6 +829,7 @@ def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--criterion", default=os.path.join("target", "criterion"))
     p.add_argument("--counts", action="append")
+    p.add_argument("--callgrind", default=os.path.join("target", "bench", "callgrind.json"))
     p.add_argument("--run", default=os.path.join("target", "bench", "run.tsv"))
     p.add_argument("--out")
     p.add_argument("--svg", default=os.path.join("docs", "bench.svg"))
@@ -628,7 +854,8 @@ def main(argv):
     with open(args.svg, "w") as f:
         f.write(svg_chart(results, workloads, title))
 
-    md, missed = report(results, counts, iters, run, analysis_section(args.out), svg_rel, argv)
+    cg = load_callgrind(args.callgrind)
+    md, missed = report(results, counts, iters, run, analysis_section(args.out), svg_rel, argv, cg)
     if args.out:
         with open(args.out, "w") as f:
             f.write(md)

@@ -30,8 +30,11 @@
 //! `with_bumper(&arena, || arena.no_escape(|| ...))` (region entry, checkpoint
 //! and reset are all inside the timed iteration), and bare for the no-region
 //! setting. A workload that spawns threads (`threads2`) sets
-//! [`Workload::SPAWNS_THREADS`] and implements [`Workload::run_threads`]: each
-//! of its threads then enters a region of one [`LockedArena`] itself.
+//! [`Workload::SPAWNS_THREADS`] and implements [`Workload::run_threads`]: in
+//! the region setting it then runs inside a region of one [`LockedArena`]
+//! and spawns with `bumper::thread::scope`, whose children inherit the
+//! region ([`Spawn::Bumper`]); everywhere else it uses `std::thread::scope`
+//! ([`Spawn::Std`]).
 
 // Each binary uses a different subset of what is here.
 #![allow(dead_code)]
@@ -58,6 +61,16 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 /// uses it to tell calls inside a region from calls outside).
 pub type Enter<'a> = &'a (dyn Fn(&dyn Fn() -> u64) -> u64 + Sync);
 
+/// How a workload that spawns threads spawns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spawn {
+    /// `std::thread::scope`: the peers, and bumper outside a region.
+    Std,
+    /// `bumper::thread::scope`, called inside a region of a [`LockedArena`]:
+    /// the children run in that region.
+    Bumper,
+}
+
 /// An [`Enter`] that just runs the body.
 pub fn direct(body: &dyn Fn() -> u64) -> u64 {
     body()
@@ -74,10 +87,10 @@ pub trait Workload {
     /// input and a `Bump` that the runner resets after each iteration.
     const EXPLICIT_BUMP: Option<fn(&Self::Input, &Bump) -> u64> = None;
 
-    /// Whether the workload spawns threads, which must enter the region
-    /// themselves: the bumper runners then call [`run_threads`](Self::run_threads)
-    /// with a [`LockedArena`] region instead of [`run`](Self::run) in an
-    /// [`Arena`] region.
+    /// Whether the workload spawns threads: the bumper region runners then
+    /// call [`run_threads`](Self::run_threads) with [`Spawn::Bumper`] inside
+    /// a region of a [`LockedArena`], instead of [`run`](Self::run) in a
+    /// region of an [`Arena`].
     const SPAWNS_THREADS: bool = false;
 
     /// Whether one iteration is long (tens of milliseconds or more): the
@@ -95,12 +108,12 @@ pub trait Workload {
     /// free everything it allocates before returning.
     fn run(input: &Self::Input) -> u64;
 
-    /// One iteration of a workload that spawns threads, each of which runs
-    /// its body through `enter`. Only called if
+    /// One iteration of a workload that spawns threads with `spawn`, each of
+    /// which runs its body through `enter`. Only called if
     /// [`SPAWNS_THREADS`](Self::SPAWNS_THREADS) is set; `run(input)` must be
-    /// `run_threads(input, &direct)`.
-    fn run_threads(input: &Self::Input, enter: Enter<'_>) -> u64 {
-        let _ = enter;
+    /// `run_threads(input, &direct, Spawn::Std)`.
+    fn run_threads(input: &Self::Input, enter: Enter<'_>, spawn: Spawn) -> u64 {
+        let _ = (enter, spawn);
         Self::run(input)
     }
 }
@@ -188,21 +201,18 @@ impl RegionArena {
     }
 
     /// One iteration of `W` in a region, with a checkpoint before and a
-    /// reset after (`no_escape`). `enter` runs inside `with_bumper`, around
-    /// the body of each thread that allocates from the arena.
+    /// reset after (`no_escape`). `enter` runs inside the region, around the
+    /// body of each thread that allocates from the arena: the calling
+    /// thread's, and that of each thread a [`Workload::SPAWNS_THREADS`]
+    /// workload spawns (with `bumper::thread::scope`, so they inherit the
+    /// region).
     pub fn run<W: Workload>(&self, input: &W::Input, enter: Enter<'_>) -> u64 {
         match self {
             RegionArena::Plain(arena) => {
                 with_bumper(arena, || arena.no_escape(|| enter(&|| W::run(input))))
             }
-            // TODO: bumper::thread::scope. Until it exists, each spawned
-            // thread enters the region itself; the spawning thread stays
-            // outside it, so the spawns' own allocations go to the inner
-            // allocator.
-            RegionArena::Locked(arena) => arena.no_escape(|| {
-                W::run_threads(input, &|body: &dyn Fn() -> u64| {
-                    with_bumper(arena, || enter(body))
-                })
+            RegionArena::Locked(arena) => with_bumper(arena, || {
+                arena.no_escape(|| enter(&|| W::run_threads(input, enter, Spawn::Bumper)))
             }),
         }
     }
