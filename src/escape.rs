@@ -32,9 +32,13 @@ fn write_message(
     };
     write!(out, "bumper: memory escaped arena #{arena} at {what}: ")?;
     if r.escaped_blocks > 0 {
+        let since = match site {
+            EscapeSite::Drop => "of the arena",
+            EscapeSite::Reset | EscapeSite::NoEscape => "allocated since the checkpoint",
+        };
         write!(
             out,
-            "{} block(s) ({}) allocated since the checkpoint are still in use \
+            "{} block(s) ({}) {since} are still in use \
              (returned from the block, stored in an outer collection or a global, or leaked). ",
             r.escaped_blocks,
             Bytes(r.escaped_bytes)
