@@ -190,6 +190,11 @@ pub fn space_stats() -> SpaceStats {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The guide's Rust examples (`docs/guide.md`), compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+
 /// Hooks for bumper's own fault-injection tests. Not part of the API: only
 /// compiled with the `fault-injection` feature, which bumper's tests enable.
 #[cfg(feature = "fault-injection")]
