@@ -157,3 +157,73 @@ fn big_blocks_freed_on_other_threads_are_accounted_exactly() {
         "{s}"
     );
 }
+
+#[test]
+fn an_escaped_reset_gives_back_the_chunks_that_hold_no_live_block() {
+    // Chunks from 64 KiB (doubling): 40 blocks of 10 KiB span the first
+    // chunk and three more (64, 128 and 256 KiB). Block 20 is kept; at the
+    // reset, the chunks holding only dead blocks go back at once: only the
+    // first chunk (which holds the checkpoint) and the kept block's 128 KiB
+    // chunk stay in use, the latter to its end (chunk granularity).
+    let arena = Arena::builder().chunk_size(64 << 10).build().unwrap();
+    let cp = arena.checkpoint();
+    let kept = with_bumper(&arena, || {
+        let mut blocks: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 10 << 10]).collect();
+        let kept = blocks.swap_remove(20);
+        drop(blocks);
+        kept
+    });
+    let before = arena.stats();
+    assert!(before.bytes_in_use >= 300 << 10, "{before}");
+    let report = arena.reset_to(cp);
+    assert_eq!(report.escaped_blocks, 1);
+    let after = arena.stats();
+    assert!(
+        after.bytes_in_use <= 64 * 1024 + 12 * 10240,
+        "the dead chunks stayed in use: before {before}\nafter {after}"
+    );
+    assert!(report.reclaimed_bytes >= 200 << 10, "{report}");
+    assert!(kept.iter().all(|&b| b == 20));
+    // Once the kept block is freed, the next reset gives its chunk back too.
+    drop(kept);
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+    // And the memory is used again: a second round makes no new chunk.
+    let held = arena.stats().chunk_bytes;
+    with_bumper(&arena, || {
+        let blocks: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 10 << 10]).collect();
+        assert_eq!(blocks.len(), 40);
+    });
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().chunk_bytes, held);
+}
+
+#[test]
+fn a_loop_that_keeps_one_small_block_per_iteration_reuses_its_dead_chunks() {
+    // Each iteration: a checkpoint, a first block kept for good, then 300 KiB
+    // of small scratch over several chunks, all freed. Without chunk-level
+    // reclaiming, every iteration would pin its scratch.
+    let arena = Arena::builder().chunk_size(64 << 10).build().unwrap();
+    let mut kept = Vec::with_capacity(200);
+    for i in 0..200u32 {
+        let k = with_bumper(&arena, || {
+            arena.no_escape(|| {
+                let k = vec![i as u8; 16];
+                let scratch: Vec<Vec<u8>> = (0..300).map(|_| vec![0u8; 1000]).collect();
+                assert_eq!(scratch.len(), 300);
+                k
+            })
+        });
+        kept.push(k);
+    }
+    let s = arena.stats();
+    assert_eq!(s.live_blocks, 200);
+    // 200 iterations of 300 KiB would pin 60 MiB; the kept blocks share a
+    // few chunks with the scratch around them.
+    assert!(s.chunk_bytes <= 24 << 20, "{s}");
+    assert!(
+        kept.iter()
+            .enumerate()
+            .all(|(i, v)| v == &vec![i as u8; 16])
+    );
+}

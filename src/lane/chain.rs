@@ -96,7 +96,11 @@ impl Lane {
             self.enter_chunk(chunk, start);
             (*chunk).size
         };
-        self.refresh_floor();
+        // Every chunk starts a segment of its own, so that a reset can tell
+        // which chunks hold no live block and give them back.
+        self.flush_top();
+        let _ = self.segments().push(pos, 0, chunk as usize);
+        self.load_top();
         self.chain_bytes.set(self.chain_bytes.get() + size);
         self.touched.set(self.touched.get().saturating_add(size));
     }
@@ -237,6 +241,15 @@ impl Lane {
     pub(super) fn retreat(&self) {
         let chunk = self.chunk.get();
         self.note_high_water();
+        self.flush_top();
+        // SAFETY: the current chunk belongs to this lane.
+        let base = unsafe { (*chunk).base_pos.get() };
+        // The chunk's own segment is empty (its first block was freed at the
+        // tip): drop it, or the lane cannot go back.
+        if !self.segments().pop_chunk_top(chunk as usize, base) {
+            self.load_top();
+            return;
+        }
         // SAFETY: the current chunk and its predecessor (non-null, or
         // `retreat_at` would be 0) belong to this lane.
         unsafe {
@@ -245,7 +258,78 @@ impl Lane {
             self.push_spare(chunk);
             self.enter_chunk(prev, (*prev).fill.get());
         }
-        self.refresh_floor();
+        self.load_top();
+    }
+
+    /// Bytes used in the chain: what lies below the bump pointers, chunk by
+    /// chunk (positions may have gaps where chunks were given back).
+    pub(super) fn used_bytes(&self) -> u64 {
+        let mut total = 0u64;
+        let cur = self.chunk.get();
+        let mut c = cur;
+        while !c.is_null() {
+            // SAFETY: chain chunks of this lane.
+            unsafe {
+                let end = if c == cur {
+                    self.bump.get().addr() - c as usize
+                } else {
+                    (*c).fill.get()
+                };
+                total += end.saturating_sub((*c).start.get()) as u64;
+                c = (*c).prev.get();
+            }
+        }
+        total
+    }
+
+    /// Takes the chunks that hold no live block, as the segment stack tells,
+    /// out of the chain and makes them spares. Returns the bytes they used.
+    pub(super) fn release_dead_chunks(&self) -> u64 {
+        let mut released = 0u64;
+        let cur = self.chunk.get();
+        let mut found = [(0usize, 0u64); 16];
+        let mut n = 0;
+        for d in self.segments().dead_chunks() {
+            if n == found.len() {
+                break;
+            }
+            found[n] = d;
+            n += 1;
+        }
+        for &(id, first_start) in &found[..n] {
+            // Find the chunk in the chain, and the chunk above it.
+            let mut above: *mut ChunkHeader = ptr::null_mut();
+            let mut c = cur;
+            while !c.is_null() && c as usize != id {
+                above = c;
+                // SAFETY: chain chunks of this lane.
+                c = unsafe { (*c).prev.get() };
+            }
+            if c.is_null() || above.is_null() || c == self.home {
+                continue;
+            }
+            // SAFETY: `c` and `above` are chain chunks of this lane; `c` is
+            // not the current chunk (`above` is not null).
+            unsafe {
+                let prev = (*c).prev.get();
+                // Only a chunk whose first segment starts at its own start:
+                // no older segment reaches into it. And never the first chunk.
+                if prev.is_null() || (*c).base_pos.get() != first_start {
+                    continue;
+                }
+                (*above).prev.set(prev);
+                released += ((*c).fill.get() - (*c).start.get()) as u64;
+                if self.core().guard {
+                    let data = ChunkHeader::data(c);
+                    let dirty = c as usize + (*c).clean_from.get();
+                    guard_mode::reclaim(c, c.cast::<u8>().wrapping_add(data - c as usize), dirty);
+                }
+                self.chain_bytes.set(self.chain_bytes.get() - (*c).size);
+                self.push_spare(c);
+            }
+            self.segments().drop_chunk(id);
+        }
+        released
     }
 
     /// Moves the bump pointer back to logical position `pos`, parking the

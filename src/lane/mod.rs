@@ -244,6 +244,7 @@ impl Lane {
                 (*place).enter_chunk(home, (*home).start.get());
                 (*place).refresh_floor();
                 (*place).chain_bytes.set((*home).size);
+                (*place).segments().set_top_chunk(home as usize);
                 (*place).touched.set((*home).size);
             }
         }

@@ -40,13 +40,13 @@ pub(crate) struct LaneStats {
 
 impl Lane {
     /// Writes the hot top-segment counts into the stack.
-    fn flush_top(&self) {
+    pub(super) fn flush_top(&self) {
         self.segments()
             .set_top(self.top_live.get(), self.top_bytes.get());
     }
 
     /// Reloads the hot top-segment counts from the stack.
-    fn load_top(&self) {
+    pub(super) fn load_top(&self) {
         let top = self.segments().top();
         self.top_live.set(top.live);
         self.top_bytes.set(top.bytes);
@@ -69,7 +69,7 @@ impl Lane {
         for serial in checkpoints.serials() {
             if serial > seen {
                 // A full stack leaves this checkpoint untracked on this lane.
-                let _ = self.segments().push(pos, serial);
+                let _ = self.segments().push(pos, serial, self.chunk.get() as usize);
             }
         }
         self.seen_serial.set(checkpoints.last_serial());
@@ -132,12 +132,14 @@ impl Lane {
         }
         self.rewind(target);
         self.load_top();
+        self.segments().set_top_chunk(self.chunk.get() as usize);
+        let released = self.release_dead_chunks();
         self.record_need(need);
         self.touched
             .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         LaneReset {
-            reclaimed: cur - target,
+            reclaimed: cur - target + released,
             escaped_blocks,
             escaped_bytes,
             untracked: false,
@@ -209,8 +211,11 @@ impl Lane {
         LaneStats {
             allocs: self.allocs.get(),
             bytes: self.bytes.get(),
-            in_use: self.pos() + self.side_bytes.get(),
-            peak: self.peak.get().max(self.pos() + self.side_bytes.get()),
+            in_use: self.used_bytes() + self.side_bytes.get(),
+            peak: self
+                .peak
+                .get()
+                .max(self.used_bytes() + self.side_bytes.get()),
             live_blocks,
             live_bytes,
             large_blocks: self.side_live.get(),

@@ -27,9 +27,11 @@ pub(crate) struct Segment {
     /// Bytes (rounded to the 8-byte granule) of those blocks.
     pub(crate) bytes: u64,
     /// Serial of the user checkpoint that opened it; 0 for the root segment
-    /// and for segments opened by an escape or left by a checkpoint that is
-    /// gone.
+    /// and for segments opened by an escape, at a chunk's start, or left by
+    /// a checkpoint that is gone.
     pub(crate) serial: u64,
+    /// The chunk the segment starts in (an opaque id; 0 if unknown).
+    pub(crate) chunk: usize,
 }
 
 /// What [`SegmentStack::plan_reset`] decided.
@@ -69,6 +71,7 @@ impl SegmentStack {
                 live: 0,
                 bytes: 0,
                 serial: 0,
+                chunk: 0,
             }; MAX_SEGS],
             len: 1,
         }
@@ -118,7 +121,7 @@ impl SegmentStack {
     /// stack is full, first merges the lowest segment that no checkpoint
     /// opened into the one below it (losing precision, never safety).
     /// Returns false if the stack is full of checkpoints' segments.
-    pub(crate) fn push(&mut self, start: u64, serial: u64) -> bool {
+    pub(crate) fn push(&mut self, start: u64, serial: u64, chunk: usize) -> bool {
         if self.len == MAX_SEGS && !self.compact() {
             return false;
         }
@@ -127,6 +130,7 @@ impl SegmentStack {
             live: 0,
             bytes: 0,
             serial,
+            chunk,
         };
         self.len += 1;
         true
@@ -154,6 +158,64 @@ impl SegmentStack {
                 seg.serial = 0;
             }
         }
+    }
+
+    /// Pops the top segment if it is empty, untagged and starts in `chunk`
+    /// at position `at`: the implicit segment of a chunk the lane leaves
+    /// backwards (see `Lane::retreat`). Returns whether it did.
+    pub(crate) fn pop_chunk_top(&mut self, chunk: usize, at: u64) -> bool {
+        let top = self.top();
+        if self.len > 1 && top.serial == 0 && top.live == 0 && top.chunk == chunk && top.start == at
+        {
+            self.len -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// Sets the chunk id of the top segment.
+    pub(crate) fn set_top_chunk(&mut self, chunk: usize) {
+        self.segs[self.len - 1].chunk = chunk;
+    }
+
+    /// Chunks (below the top segment's) all of whose segments are dead and
+    /// untagged, with the start of their first segment: candidates to give
+    /// back. The lane checks that the first segment starts at the chunk's
+    /// own start, so that no older segment reaches into it.
+    pub(crate) fn dead_chunks(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let n = self.len;
+        let top_chunk = self.top().chunk;
+        let mut i = 1;
+        core::iter::from_fn(move || {
+            while i < n.saturating_sub(1) {
+                let first = i;
+                let c = self.segs[i].chunk;
+                let mut dead = c != 0 && c != top_chunk;
+                while i < n - 1 && self.segs[i].chunk == c {
+                    let s = self.segs[i];
+                    dead &= s.live == 0 && s.serial == 0;
+                    i += 1;
+                }
+                if dead {
+                    return Some((c, self.segs[first].start));
+                }
+            }
+            None
+        })
+    }
+
+    /// Removes the segments of chunk `chunk` (all dead, see
+    /// [`dead_chunks`](Self::dead_chunks)): its positions hold no block.
+    pub(crate) fn drop_chunk(&mut self, chunk: usize) {
+        let n = self.len;
+        let mut m = 1;
+        for i in 1..n {
+            if self.segs[i].chunk != chunk || i == n - 1 {
+                self.segs[m] = self.segs[i];
+                m += 1;
+            }
+        }
+        self.len = m;
     }
 
     /// Live blocks and bytes in all segments.
@@ -202,25 +264,25 @@ impl SegmentStack {
                 } else {
                     cur
                 };
-                self.segs[k] = Segment {
-                    start: self.segs[k].start,
-                    live,
-                    bytes,
-                    serial: 0,
-                };
-                let mut m = k + 1;
+                let start = self.segs[k].start;
+                // Keep the segments up to the highest live one, each on its
+                // own and untagged: the lane then gives back the chunks all
+                // of whose segments are dead (`dead_chunks`), and a chunk
+                // whose blocks are freed later can still be told apart.
+                for seg in &mut self.segs[k..=h] {
+                    seg.serial = 0;
+                }
+                let mut m = h + 1;
                 if m < MAX_SEGS {
                     self.segs[m] = Segment {
                         start: target,
-                        live: 0,
-                        bytes: 0,
-                        serial: 0,
+                        ..Segment::default()
                     };
                     m += 1;
                 }
                 self.len = m;
                 ResetPlan::Escaped {
-                    start: self.segs[k].start,
+                    start,
                     target,
                     live,
                     bytes,
@@ -239,7 +301,7 @@ mod tests {
         let mut s = SegmentStack::new();
         for (i, &(start, live, serial)) in live_per_seg.iter().enumerate() {
             if i > 0 {
-                assert!(s.push(start, serial));
+                assert!(s.push(start, serial, 0));
             }
             s.set_top(live, live * 8);
         }
@@ -275,7 +337,21 @@ mod tests {
                 bytes: 24
             }
         );
-        assert_eq!(s.len(), 3);
+        // The segments up to the highest live one are kept apart, untagged;
+        // a fresh segment starts at the target.
+        assert_eq!(s.len(), 5);
+        assert_eq!(
+            (s.segs[1].start, s.segs[1].live, s.segs[1].serial),
+            (100, 2, 0)
+        );
+        assert_eq!(
+            (s.segs[2].start, s.segs[2].live, s.segs[2].serial),
+            (200, 0, 0)
+        );
+        assert_eq!(
+            (s.segs[3].start, s.segs[3].live, s.segs[3].serial),
+            (250, 1, 0)
+        );
         assert_eq!(
             s.top(),
             Segment {
@@ -337,13 +413,13 @@ mod tests {
     fn a_full_stack_merges_escape_segments_but_never_checkpoints() {
         let mut s = SegmentStack::new();
         for i in 1..MAX_SEGS as u64 {
-            assert!(s.push(i * 10, i));
+            assert!(s.push(i * 10, i, 0));
         }
-        assert!(!s.push(1000, 999), "full of checkpoints");
+        assert!(!s.push(1000, 999, 0), "full of checkpoints");
         s.untag_inactive(|serial| serial != 5);
         // Segment 5 lost its tag: pushing merges it into segment 4.
         s.set_top(1, 8);
-        assert!(s.push(1000, 1000));
+        assert!(s.push(1000, 1000, 0));
         assert_eq!(s.len(), MAX_SEGS);
         assert_eq!(s.live(), (1, 8));
         assert_eq!(
@@ -355,5 +431,31 @@ mod tests {
                 bytes: 8
             }
         );
+    }
+
+    #[test]
+    fn dead_chunks_are_those_whose_segments_are_all_dead() {
+        let mut s = SegmentStack::new();
+        s.set_top_chunk(1);
+        // Chunk 2: two segments, both dead; chunk 3: one live; chunk 4: the
+        // top (never a candidate); a checkpoint's segment in chunk 5.
+        assert!(s.push(100, 0, 2));
+        assert!(s.push(150, 0, 2));
+        assert!(s.push(200, 0, 3));
+        s.set_top(1, 8);
+        assert!(s.push(300, 0, 5));
+        assert!(s.push(350, 9, 5));
+        assert!(s.push(400, 0, 4));
+        let dead: Vec<_> = s.dead_chunks().collect();
+        assert_eq!(dead, vec![(2, 100)]);
+        s.drop_chunk(2);
+        assert_eq!(s.len(), 5);
+        assert_eq!(s.live(), (1, 8));
+        assert_eq!(s.dead_chunks().count(), 0);
+        // Popping the top only if it is the empty, untagged segment at a
+        // chunk's start.
+        assert!(!s.pop_chunk_top(4, 399));
+        assert!(s.pop_chunk_top(4, 400));
+        assert!(!s.pop_chunk_top(5, 350), "a checkpoint's segment stays");
     }
 }
