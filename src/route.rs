@@ -216,22 +216,7 @@ impl RegionEntry {
     /// allocator, whatever regions are active below it.
     pub(crate) fn activate_heap(&self) -> ActiveRegion<'_> {
         debug_assert!(!self.linked.get(), "a region entry is activated once");
-        STATE.with(|s| {
-            let top = s.top.get();
-            self.older.set(top);
-            self.newer.set(ptr::null());
-            if !top.is_null() {
-                // SAFETY: entries in the list are alive entries of this thread.
-                unsafe { (*top).newer.set(self) };
-            }
-            s.top.set(self);
-            self.linked.set(true);
-            update_route(s);
-        });
-        ActiveRegion {
-            entry: self,
-            _not_send: PhantomData,
-        }
+        self.link()
     }
 
     pub(crate) const fn new() -> Self {
@@ -256,6 +241,12 @@ impl RegionEntry {
         self.lane.set(lane);
         self.core.set(core);
         self.shareable.set(shareable);
+        self.link()
+    }
+
+    /// Puts this entry at the top of the thread's list and routes the
+    /// thread's allocations by it until the returned guard is dropped.
+    fn link(&self) -> ActiveRegion<'_> {
         STATE.with(|s| {
             let top = s.top.get();
             self.older.set(top);
