@@ -166,11 +166,10 @@ unsafe fn in_place(lane: &Lane, ptr: NonNull<u8>, old: Layout, new: Layout) -> b
         && unsafe { lane.owns_block(p.addr()) && lane.realloc_in_place(p, old.size(), new.size()) }
 }
 
-// SAFETY: every block is either arena memory (valid and not handed out again
-// while live, exactly as for the shim) or from the global allocator;
-// `deallocate`, `grow` and `shrink` route by who owns the pointer, so each
-// block goes back where it came from; copies of `Current` are
-// interchangeable (it has no state).
+// Every block is either arena memory (valid and not handed out again while
+// live, exactly as for the shim) or from the global allocator.
+// SAFETY: `deallocate`, `grow` and `shrink` route by who owns the pointer, so
+// each block goes back where it came from; `Current` has no state.
 unsafe impl Allocator for Current {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if layout.size() == 0 {

@@ -153,12 +153,11 @@ pub(crate) struct Lane {
     tracked: Cell<*mut tracked::Tracked>,
 }
 
-// SAFETY: the owner-only fields (every `Cell` and the segment stack) are
-// accessed only by the thread that holds the claim (see the module docs); the
-// claim is transferred with acquire/release operations on `owner`. The fields
-// other threads touch (`owner`, `remote`) are atomics, and the spill-only
-// lanes that several threads may use at once are never written through their
-// `Cell`s.
+// The claim is transferred with acquire/release operations on `owner`; the
+// spill-only lanes several threads use at once are never written through
+// their `Cell`s.
+// SAFETY: the owner-only fields (every `Cell`, the segment stack) are used only
+// by the claim's holder (module docs); others touch only atomics.
 unsafe impl Sync for Lane {}
 // SAFETY: as above; a lane has no thread affinity beyond its claim.
 unsafe impl Send for Lane {}
