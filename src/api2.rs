@@ -219,8 +219,19 @@ unsafe impl Allocator for Current {
         if !route.is_null() && unsafe { in_place(&*route, ptr, old, new) } {
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
+        let place = |l: Layout| {
+            if !route.is_null() && l.size() > old.size() {
+                // SAFETY: the route is held by this thread (or spill-only,
+                // which serves nothing here).
+                let p = unsafe { (*route).alloc_grown(l.size(), l.align()) };
+                if !p.is_null() {
+                    return block(p, l.size());
+                }
+            }
+            self.allocate(l)
+        };
         // SAFETY: forwarded caller contract.
-        unsafe { moved(|l| self.allocate(l), ptr, old, new) }
+        unsafe { moved(place, ptr, old, new) }
     }
 
     unsafe fn shrink(
@@ -271,8 +282,21 @@ macro_rules! explicit_allocator {
                 }) {
                     return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
                 }
+                let place = |l: Layout| {
+                    if l.size() > old.size() {
+                        let core = self.core_ref().0;
+                        // SAFETY: `with_lane` holds the lane for the call.
+                        let p = with_lane(core, |lane| unsafe {
+                            lane.alloc_grown(l.size(), l.align())
+                        });
+                        if !p.is_null() {
+                            return block(p, l.size());
+                        }
+                    }
+                    self.allocate(l)
+                };
                 // SAFETY: forwarded caller contract.
-                unsafe { moved(|l| self.allocate(l), ptr, old, new) }
+                unsafe { moved(place, ptr, old, new) }
             }
 
             unsafe fn shrink(

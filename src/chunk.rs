@@ -59,6 +59,9 @@ pub(crate) struct ChunkHeader {
     pub(crate) side_serial: Cell<u64>,
     /// For a side chunk of a tracking arena: the block's allocation site.
     pub(crate) side_site: Cell<u32>,
+    /// The owning lane's reset epoch in which the chunk was last taken into
+    /// use: trimming gives back the spares the last loop did not use first.
+    pub(crate) used_in: Cell<u64>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -111,6 +114,7 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             side_next: Cell::new(ptr::null_mut()),
             side_serial: Cell::new(0),
             side_site: Cell::new(0),
+            used_in: Cell::new(0),
         })
     };
 }

@@ -258,12 +258,21 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
                 return ptr;
             }
         }
-        // Move to wherever the current context allocates.
-        // SAFETY: `new_size` does not overflow when rounded to `layout.align()`
-        // (GlobalAlloc::realloc contract).
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // SAFETY: non-zero size (realloc contract).
-        let new = unsafe { self.alloc(new_layout) };
+        // Move to wherever the current context allocates: a large block that
+        // grows gets a chunk with room to grow in place next time.
+        let mut new = ptr::null_mut();
+        if !route.is_null() && new_size > layout.size() {
+            // SAFETY: the route lane is held by this thread (or spill-only,
+            // which serves nothing here).
+            new = unsafe { (*route).alloc_grown(new_size, layout.align()) };
+        }
+        if new.is_null() {
+            // SAFETY: `new_size` does not overflow when rounded to
+            // `layout.align()` (GlobalAlloc::realloc contract).
+            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            // SAFETY: non-zero size (realloc contract).
+            new = unsafe { self.alloc(new_layout) };
+        }
         if !new.is_null() {
             // SAFETY: both blocks are valid for the copied length and distinct.
             unsafe {

@@ -126,3 +126,55 @@ fn a_block_grown_inside_a_checkpoint_is_reclaimed_with_it() {
         assert_eq!(arena.stats().bytes_in_use, in_use);
     });
 }
+
+/// Pushes `n` values into a fresh `Vec`, and returns how many times its
+/// buffer moved once it was large (64 KiB and up, a chunk of its own).
+fn push_and_count_large_moves(n: u64) -> usize {
+    let mut v: Vec<u64> = Vec::new();
+    let mut moves = 0;
+    let mut last = v.as_ptr();
+    for i in 0..n {
+        v.push(i);
+        if v.as_ptr() != last {
+            if v.capacity() * 8 > 64 << 10 {
+                moves += 1;
+            }
+            last = v.as_ptr();
+        }
+    }
+    assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
+    assert!(is_arena_pointer(v.as_ptr()));
+    moves
+}
+
+#[test]
+fn a_growing_large_buffer_gets_room_to_grow_in_place() {
+    let arena = Arena::new();
+    // 64 KiB .. 4 MiB is six doublings; each used to be a copy into a chunk
+    // exactly its size. Now a move leaves room for 4x, so at most two moves
+    // happen in the first loop, and a steady loop takes last loop's
+    // roomiest chunk and moves only once: out of the bump chain.
+    let first = with_bumper(&arena, || {
+        arena.no_escape(|| push_and_count_large_moves(1 << 19))
+    });
+    assert!(first <= 2, "{first} moves");
+    for round in 0..20 {
+        let moves = with_bumper(&arena, || {
+            arena.no_escape(|| push_and_count_large_moves(1 << 19))
+        });
+        assert_eq!(moves, 1, "round {round}");
+    }
+    let before = (arena.stats(), bumper::space_stats().os_calls);
+    for _ in 0..20 {
+        with_bumper(&arena, || {
+            arena.no_escape(|| push_and_count_large_moves(1 << 19))
+        });
+    }
+    let after = (arena.stats(), bumper::space_stats().os_calls);
+    // The steady loop keeps the chunks it uses: nothing trimmed and taken
+    // again, no memory system call.
+    assert_eq!(after.0.trimmed_bytes, before.0.trimmed_bytes, "{}", after.0);
+    assert_eq!(after.0.chunk_bytes, before.0.chunk_bytes);
+    assert_eq!(after.1, before.1);
+    assert_eq!(after.0.live_blocks, 0);
+}

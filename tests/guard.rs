@@ -161,3 +161,28 @@ fn a_fault_outside_the_arena_still_reaches_the_previous_handler() {
     assert!(out.stderr.contains("has overflowed its stack"), "{out}");
     assert!(!out.stderr.contains("bumper: guard mode"), "{out}");
 }
+
+#[test]
+fn a_large_block_grows_in_place_over_pages_guard_mode_protected() {
+    // The first round's 600 KiB block dirties most of a 1 MiB side chunk; its
+    // reset protects those pages. The second round's smaller block reuses the
+    // chunk, and growing it in place must lift the protection first.
+    let arena = Arena::builder().guard_mode(true).build().unwrap();
+    with_bumper(&arena, || {
+        arena.no_escape(|| {
+            let v = vec![1u8; 600 << 10];
+            assert!(is_arena_pointer(v.as_ptr()));
+        });
+        arena.no_escape(|| {
+            let mut v: Vec<u8> = Vec::with_capacity(300 << 10);
+            v.resize(300 << 10, 2);
+            let p = v.as_ptr();
+            v.reserve_exact(600 << 10);
+            assert_eq!(v.as_ptr(), p, "the block did not grow in its own chunk");
+            v.resize(900 << 10, 3);
+            assert!(v[..300 << 10].iter().all(|&b| b == 2));
+            assert!(v[300 << 10..].iter().all(|&b| b == 3));
+        });
+    });
+    assert_eq!(arena.stats().live_blocks, 0);
+}

@@ -103,6 +103,8 @@ impl Lane {
         self.load_top();
         self.chain_bytes.set(self.chain_bytes.get() + size);
         self.touched.set(self.touched.get().saturating_add(size));
+        // SAFETY: as above.
+        unsafe { (*chunk).used_in.set(self.epoch.get()) };
     }
 
     /// Makes `chunk` current with the bump at offset `offset`.
@@ -408,12 +410,31 @@ impl Lane {
         self.trim_spares(0)
     }
 
-    /// Keeps spare chunks, lowest first, while the lane's chunks add up to at
-    /// most `target` bytes, and gives the others back to the space. Returns
-    /// the bytes given back.
+    /// Keeps spare chunks while the lane's chunks add up to at most `target`
+    /// bytes, and gives the others back to the space: first those the loop
+    /// since the last reset used, smallest first, then the others, smallest
+    /// first. Returns the bytes given back.
     pub(super) fn trim_spares(&self, target: usize) -> usize {
         // Live large blocks' chunks count as held too.
-        let mut held = self.chain_bytes.get() + self.side_chunk_bytes.get();
+        let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
+        let epoch = self.epoch.get();
+        // Pass 1: what the spares the last loop used take of the budget.
+        let mut used_total = base;
+        let mut s = self.spare.get();
+        while !s.is_null() {
+            // SAFETY: spare chunks belong to this lane.
+            unsafe {
+                let size = (*s).size;
+                if (*s).used_in.get() == epoch && used_total.saturating_add(size) <= target {
+                    used_total += size;
+                }
+                s = (*s).prev.get();
+            }
+        }
+        // Pass 2, in one walk so that the kept list stays sorted: the used
+        // spares decided as in pass 1, the others from what it left.
+        let mut used_held = base;
+        let mut other_held = used_total;
         let mut kept_head: *mut ChunkHeader = ptr::null_mut();
         let mut kept_tail: *mut ChunkHeader = ptr::null_mut();
         let mut released = 0;
@@ -423,8 +444,13 @@ impl Lane {
             unsafe {
                 let next = (*s).prev.get();
                 let size = (*s).size;
+                let held = if (*s).used_in.get() == epoch {
+                    &mut used_held
+                } else {
+                    &mut other_held
+                };
                 if held.saturating_add(size) <= target {
-                    held += size;
+                    *held += size;
                     (*s).prev.set(ptr::null_mut());
                     if kept_tail.is_null() {
                         kept_head = s;
@@ -462,8 +488,9 @@ impl Lane {
 
     /// Puts a chunk that left the chain on the spare list, which is kept
     /// sorted by size, smallest first: a refill then takes the smallest
-    /// spare that fits, and trimming keeps the smallest ones, so that a
-    /// steady loop settles on chunks its size after a spike.
+    /// spare that fits, and trimming keeps the smallest of those the last
+    /// loop used, so that a steady loop settles on chunks its size after a
+    /// spike.
     pub(super) fn push_spare(&self, chunk: *mut ChunkHeader) {
         // SAFETY: `chunk` and every spare chunk belong to this lane; the
         // chunk is in no list.
@@ -516,6 +543,36 @@ impl Lane {
             }
         }
         ptr::null_mut()
+    }
+
+    /// Takes the largest spare chunk of `need` to `max` bytes off the spare
+    /// list, or returns null.
+    pub(super) fn take_roomiest_spare(&self, need: usize, max: usize) -> *mut ChunkHeader {
+        // The list is sorted by size, smallest first: remember the last fit.
+        let mut best: *mut ChunkHeader = ptr::null_mut();
+        let mut best_prev: *mut ChunkHeader = ptr::null_mut();
+        let mut prev: *mut ChunkHeader = ptr::null_mut();
+        let mut cur = self.spare.get();
+        // SAFETY: spare chunks belong to this lane.
+        unsafe {
+            while !cur.is_null() && (*cur).size <= max {
+                if (*cur).size >= need {
+                    best = cur;
+                    best_prev = prev;
+                }
+                prev = cur;
+                cur = (*cur).prev.get();
+            }
+            if !best.is_null() {
+                let next = (*best).prev.get();
+                if best_prev.is_null() {
+                    self.spare.set(next);
+                } else {
+                    (*best_prev).prev.set(next);
+                }
+            }
+        }
+        best
     }
 
     /// Gives every chunk except the home chunk back to the space. Returns

@@ -127,6 +127,8 @@ pub(crate) struct Lane {
     /// taken into use since (a chunk taken twice counts twice, which errs on
     /// the side of keeping it).
     touched: Cell<usize>,
+    /// Resets so far: the loop a chunk was last used in (`used_in`).
+    epoch: Cell<u64>,
     /// The arena's chunk size: where chunk growth starts again after a trim.
     base_chunk: usize,
     /// The needs of the last [`NEEDS`] resets (a ring), for the retained
@@ -200,6 +202,7 @@ impl Lane {
             side_chunk_bytes: Cell::new(0),
             chain_bytes: Cell::new(0),
             touched: Cell::new(0),
+            epoch: Cell::new(0),
             base_chunk: first_chunk,
             needs: [const { Cell::new(0) }; NEEDS],
             needs_next: Cell::new(0),

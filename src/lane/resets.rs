@@ -138,6 +138,7 @@ impl Lane {
         self.touched
             .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
         let trimmed = self.trim_spares(self.retain_target()) as u64;
+        self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
             reclaimed: cur - target + released,
             escaped_blocks,

@@ -17,10 +17,20 @@
 
 use core::ptr;
 
-use super::{Lane, granule};
+use super::{Lane, MAX_ALIGN, granule};
 use crate::chunk::{ChunkHeader, HEADER, SLAB};
 use crate::guard_mode;
 use crate::space;
+
+/// A large block that `realloc` must move gets a chunk with room for this
+/// many times its new size (see [`Lane::alloc_grown`]).
+const GROWTH_ROOM: usize = 4;
+/// Sizes above this get room for only this much more per extra factor, so
+/// a huge buffer does not take several times its size of address space.
+const GROWTH_ROOM_CAP: usize = 64 << 20;
+/// A growing block may take a spare chunk up to this many times the size of
+/// the chunk it asked for.
+const GROWTH_SPARE: usize = 8;
 
 impl Lane {
     /// Whether a request of `size` bytes gets a chunk of its own.
@@ -34,15 +44,65 @@ impl Lane {
     /// caller spills). Zeroes the block if asked, as far as the chunk's
     /// memory may be dirty.
     pub(super) fn alloc_side(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+        self.alloc_side_room(size, align, zeroed, granule(size), false)
+    }
+
+    /// Allocates the new place of a block that `realloc` grows to `size`
+    /// bytes and that cannot grow where it is: a side chunk with room for
+    /// [`GROWTH_ROOM`] times the new size, so that the next growths (a
+    /// `Vec` doubling) happen in place instead of copying. The room is
+    /// address space only: pages are committed when carved, but nothing is
+    /// resident until it is written. A spare chunk with the most room (up to
+    /// [`GROWTH_SPARE`] times what is asked) is preferred, so a loop that
+    /// grows the same buffer every iteration reuses last iteration's final
+    /// chunk and copies once. Returns null if the request is not large, or if
+    /// no such chunk can be had (the caller then allocates as usual).
+    ///
+    /// # Safety
+    /// Owner only, as [`Lane::alloc_slow`].
+    pub(crate) unsafe fn alloc_grown(&self, size: usize, align: usize) -> *mut u8 {
+        if self.spill_only || align > MAX_ALIGN || !self.is_large(size) {
+            return ptr::null_mut();
+        }
+        let core = self.core();
+        if self.seen_gen.get() != core.generation() {
+            // SAFETY: this thread holds the claim (caller contract).
+            unsafe { core.sync_lane(self) };
+        }
         let rounded = granule(size);
+        let room =
+            rounded.saturating_add(rounded.min(GROWTH_ROOM_CAP).saturating_mul(GROWTH_ROOM - 1));
+        self.alloc_side_room(size, align, false, room, true)
+    }
+
+    /// Allocates a large block of `size` bytes in a side chunk with at least
+    /// `room` (≥ its rounded size) bytes of data space. `grow`: the block is
+    /// growing, so take the roomiest spare that is not absurdly large rather
+    /// than the tightest.
+    fn alloc_side_room(
+        &self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        room: usize,
+        grow: bool,
+    ) -> *mut u8 {
+        let rounded = granule(size);
+        debug_assert!(room >= rounded);
         let pad = align.saturating_sub(HEADER);
-        let Some(need) = HEADER.checked_add(pad).and_then(|n| n.checked_add(rounded)) else {
+        let Some(need) = HEADER.checked_add(pad).and_then(|n| n.checked_add(room)) else {
             return ptr::null_mut();
         };
-        // A spare up to twice the size a fresh chunk would have: a large
-        // block must not take (and then hold) a much larger chunk.
-        let fits = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2));
-        let mut chunk = self.take_spare_within(need, fits);
+        let mut chunk = if grow {
+            let most = space::class_for(need)
+                .map_or(usize::MAX, |c| (SLAB << c).saturating_mul(GROWTH_SPARE));
+            self.take_roomiest_spare(need, most)
+        } else {
+            // A spare up to twice the size a fresh chunk would have: a large
+            // block must not take (and then hold) a much larger chunk.
+            let fits = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2));
+            self.take_spare_within(need, fits)
+        };
         if chunk.is_null() {
             chunk = self
                 .core()
@@ -90,6 +150,7 @@ impl Lane {
                 .set(self.side_chunk_bytes.get() + (*chunk).size);
             self.touched
                 .set(self.touched.get().saturating_add((*chunk).size));
+            (*chunk).used_in.set(self.epoch.get());
             (*chunk).prev.set(ptr::null_mut());
             let head = self.side.get();
             (*chunk).side_next.set(head);
@@ -162,6 +223,15 @@ impl Lane {
             unsafe { (chunk as usize, (*chunk).size, (*chunk).clean_from.get()) };
         let end = p.wrapping_add(new_rounded);
         if end > c + size || end < p {
+            return false;
+        }
+        // SAFETY: as above.
+        if unsafe { (*chunk).guarded_from.get() } < end - c
+            // SAFETY: as above; the pages up to `end` hold no live block.
+            && !matches!(unsafe { guard_mode::unprotect_to(chunk, end) }, Some(l) if l >= end)
+        {
+            // Guard mode protected the pages the block would grow into and
+            // the OS refuses to lift that: move instead.
             return false;
         }
         // SAFETY: as above.
