@@ -87,6 +87,9 @@ impl Lane {
         let old = self.chunk.get();
         if !old.is_null() {
             self.leave_chunk(old);
+            // SAFETY: the lane's current chunk, which just left that role.
+            self.below_used
+                .set(self.below_used.get() + unsafe { used_of(old) });
         }
         // SAFETY: guaranteed by the caller.
         let size = unsafe {
@@ -154,7 +157,7 @@ impl Lane {
         unsafe {
             let dirty = (high - c).max((*chunk).clean_from.get());
             (*chunk).clean_from.set(dirty);
-            let top = (*chunk).base_pos.get()
+            let top = self.below_used.get()
                 + (high - ChunkHeader::data(chunk)) as u64
                 + self.side_bytes.get();
             if top > self.peak.get() {
@@ -258,6 +261,7 @@ impl Lane {
             let prev = (*chunk).prev.get();
             self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
             self.push_spare(chunk);
+            self.below_used.set(self.below_used.get() - used_of(prev));
             self.enter_chunk(prev, (*prev).fill.get());
         }
         self.load_top();
@@ -282,6 +286,17 @@ impl Lane {
             }
         }
         total
+    }
+
+    /// Bytes used in the current chunk (below the bump pointer).
+    pub(super) fn current_used(&self) -> u64 {
+        let c = self.chunk.get();
+        if c.is_null() {
+            return 0;
+        }
+        // SAFETY: the lane's current chunk.
+        let data = unsafe { ChunkHeader::data(c) };
+        self.bump.get().addr().saturating_sub(data) as u64
     }
 
     /// Takes the chunks that hold no live block, as the segment stack tells,
@@ -320,7 +335,8 @@ impl Lane {
                     continue;
                 }
                 (*above).prev.set(prev);
-                released += ((*c).fill.get() - (*c).start.get()) as u64;
+                released += used_of(c);
+                self.below_used.set(self.below_used.get() - used_of(c));
                 if self.core().guard {
                     let data = ChunkHeader::data(c);
                     let dirty = c as usize + (*c).clean_from.get();
@@ -335,13 +351,20 @@ impl Lane {
     }
 
     /// Moves the bump pointer back to logical position `pos`, parking the
-    /// chunks above it on the spare list. In guard mode, everything above the
-    /// new bump pointer is poisoned and protected. No block at or above `pos`
-    /// may be live.
-    pub(super) fn rewind(&self, pos: u64) {
+    /// chunks above it on the spare list, and returns the position it
+    /// reached. In guard mode, everything above the new bump pointer is
+    /// poisoned and protected. No block at or above `pos` may be live.
+    ///
+    /// Positions have a gap wherever chunks left the chain (dead chunks go
+    /// back as soon as their last block is freed). If `pos` lies in such a
+    /// gap, or starts the chunk right above one, the bump pointer goes to the
+    /// end of the chunk below the gap when `lower` allows it (the caller
+    /// then starts the top segment there: nothing lives in the gap), and
+    /// otherwise to the start of the chunk above it.
+    pub(super) fn rewind(&self, pos: u64, lower: bool) -> u64 {
         let mut chunk = self.chunk.get();
         if chunk.is_null() {
-            return;
+            return pos;
         }
         self.note_high_water();
         let guarded = self.core().guard;
@@ -355,7 +378,7 @@ impl Lane {
             // big chunk taken at the very start does not stay current.
             while (*chunk).base_pos.get() >= pos {
                 let prev = (*chunk).prev.get();
-                if prev.is_null() {
+                if prev.is_null() || (!lower && (*prev).base_pos.get() + used_of(prev) < pos) {
                     break;
                 }
                 if guarded {
@@ -368,11 +391,27 @@ impl Lane {
                     );
                 }
                 self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
+                if chunk != original {
+                    self.below_used.set(self.below_used.get() - used_of(chunk));
+                }
                 self.push_spare(chunk);
                 chunk = prev;
             }
-            let offset = (*chunk).start.get() + (pos - (*chunk).base_pos.get()) as usize;
+            let base = (*chunk).base_pos.get();
+            // Where the chunk's content ends: a chunk below the current one
+            // ends at its fill, the current one at the bump pointer.
+            let used = if chunk == original {
+                self.current_used()
+            } else {
+                used_of(chunk)
+            };
+            // At most the chunk's end (the gap case with `lower`), at least
+            // its start (the gap case without).
+            let reached = pos.clamp(base, base + used);
+            debug_assert!(lower || reached >= pos, "a rewind went below its target");
+            let offset = (*chunk).start.get() + (reached - base) as usize;
             if chunk != original {
+                self.below_used.set(self.below_used.get() - used_of(chunk));
                 self.enter_chunk(chunk, offset);
             } else {
                 self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
@@ -382,6 +421,7 @@ impl Lane {
                 let usable = guard_mode::reclaim(chunk, self.bump.get(), dirty);
                 self.limit.set(usable);
             }
+            reached
         }
     }
 
@@ -609,6 +649,7 @@ impl Lane {
         self.chunk.set(ptr::null_mut());
         self.limit.set(0);
         self.chain_bytes.set(0);
+        self.below_used.set(0);
         total
     }
 
@@ -637,4 +678,14 @@ impl Lane {
         let owner = unsafe { (*chunk).owner.load(Ordering::Relaxed) };
         ptr::eq(owner.cast::<Lane>(), self)
     }
+}
+
+/// Bytes used in a chunk that is not the current one: its `fill` past its
+/// `start`.
+///
+/// # Safety
+/// `c` is a chunk of a lane the calling thread holds.
+unsafe fn used_of(c: *mut ChunkHeader) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*c).fill.get().saturating_sub((*c).start.get()) as u64 }
 }

@@ -125,6 +125,10 @@ pub(crate) struct Lane {
     side_chunk_bytes: Cell<usize>,
     /// Bytes of the chunks in the chain (the current one and those below).
     chain_bytes: Cell<usize>,
+    /// Bytes used in the chunks of the chain below the current one (their
+    /// `fill` past their `start`): with the current chunk's part, what the
+    /// chain holds, whatever gaps positions have where chunks left it.
+    below_used: Cell<u64>,
     /// The chunk memory the loop since the last reset used: what the chain
     /// and the live large blocks held after that reset, plus every chunk
     /// taken into use since (a chunk taken twice counts twice, which errs on
@@ -204,6 +208,7 @@ impl Lane {
             side_bytes: Cell::new(0),
             side_chunk_bytes: Cell::new(0),
             chain_bytes: Cell::new(0),
+            below_used: Cell::new(0),
             touched: Cell::new(0),
             epoch: Cell::new(0),
             base_chunk: first_chunk,
@@ -519,7 +524,13 @@ impl Lane {
                 .set(self.top_bytes.get().wrapping_sub(rounded));
             return;
         }
-        self.segments().account_free(pos, rounded);
+        if self.segments().account_free(pos, rounded) {
+            // The last live block of an older chunk's segment: if the whole
+            // chunk is dead, it goes back to the spares now, not at the next
+            // reset, so a long loop that frees what it allocates (in any
+            // order) keeps reusing a few chunks.
+            self.release_dead_chunks();
+        }
     }
 
     /// Tries to resize a block of this lane in place. Growth is allowed only

@@ -101,7 +101,11 @@ impl Lane {
         self.flush_top();
         let need = self.touched.get();
         let cur = self.pos();
-        let (start, target, escaped_blocks, escaped_bytes) =
+        // What the chain holds now: positions may have gaps where chunks
+        // left it, so the reclaimed bytes are the difference in use, not in
+        // position.
+        let used_before = self.below_used.get() + self.current_used();
+        let (start, target, escaped_blocks, escaped_bytes, escaped) =
             match self.segments().plan_reset(serial, cur) {
                 ResetPlan::Untracked => {
                     return LaneReset {
@@ -109,13 +113,13 @@ impl Lane {
                         ..LaneReset::default()
                     };
                 }
-                ResetPlan::Clean { target } => (target, target, 0, 0),
+                ResetPlan::Clean { target } => (target, target, 0, 0, false),
                 ResetPlan::Escaped {
                     start,
                     target,
                     live,
                     bytes,
-                } => (start, target, live, bytes),
+                } => (start, target, live, bytes, true),
             };
         debug_assert!(target <= cur, "a reset never moves the bump pointer up");
         // Large blocks in chunks of their own that are still live escape
@@ -130,17 +134,28 @@ impl Lane {
             }
             self.cut_tracked(target);
         }
-        self.rewind(target);
+        // After an escape, the top segment opened at `target` may start
+        // lower, at the end of the chunk below a gap (see `rewind`): the
+        // escaped blocks all lie below that. A clean reset goes back to a
+        // checkpoint, which lies in a chunk of the chain, so exactly there.
+        let reached = self.rewind(target, escaped);
+        if !self.segments().lower_top_start(reached) {
+            // Escaped blocks lie below `reached`, so the segment under the
+            // top one, which holds the highest of them, starts below it.
+            crate::sys::fatal(
+                "bumper: a reset went below the highest escaped block (internal error)",
+            );
+        }
         self.load_top();
         self.segments().set_top_chunk(self.chunk.get() as usize);
-        let released = self.release_dead_chunks();
+        self.release_dead_chunks();
         self.record_need(need);
         self.touched
             .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
-            reclaimed: cur - target + released,
+            reclaimed: used_before - (self.below_used.get() + self.current_used()),
             escaped_blocks,
             escaped_bytes,
             untracked: false,
@@ -203,6 +218,11 @@ impl Lane {
             self.live()
         };
         self.note_high_water();
+        debug_assert_eq!(
+            self.below_used.get() + self.current_used(),
+            self.used_bytes(),
+            "the used bytes below the current chunk are out of step"
+        );
         let (mut chunk_bytes, mut chunks) = (0u64, 0u64);
         self.for_each_chunk(|c| {
             // SAFETY: chunks of a lane we hold.

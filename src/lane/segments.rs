@@ -102,11 +102,16 @@ impl SegmentStack {
     }
 
     /// Accounts for a freed block at `pos`, below the top segment's start.
-    pub(crate) fn account_free(&mut self, pos: u64, bytes: u64) {
+    /// Returns whether that emptied a segment that no checkpoint opened and
+    /// that starts in a known chunk: that chunk may now hold no live block
+    /// (see [`dead_chunks`](Self::dead_chunks)).
+    pub(crate) fn account_free(&mut self, pos: u64, bytes: u64) -> bool {
         if let Some(seg) = self.below_top(pos) {
             seg.live = seg.live.wrapping_sub(1);
             seg.bytes = seg.bytes.wrapping_sub(bytes);
+            return seg.live == 0 && seg.serial == 0 && seg.chunk != 0;
         }
+        false
     }
 
     /// Accounts for a block at `pos`, below the top segment's start, that
@@ -171,6 +176,25 @@ impl SegmentStack {
             return true;
         }
         false
+    }
+
+    /// Moves the top segment's start down to `pos` if it is above: the bump
+    /// position a reset reached, below its target where positions have a
+    /// gap (no block lies between `pos` and the old start). Never below the
+    /// segment under it: returns false, changing nothing, if `pos` is below
+    /// that one's start.
+    #[must_use]
+    pub(crate) fn lower_top_start(&mut self, pos: u64) -> bool {
+        let n = self.len;
+        let floor = if n > 1 { self.segs[n - 2].start } else { 0 };
+        let top = &mut self.segs[n - 1];
+        if pos < top.start {
+            if pos < floor {
+                return false;
+            }
+            top.start = pos;
+        }
+        true
     }
 
     /// Sets the chunk id of the top segment.
@@ -389,6 +413,32 @@ mod tests {
         let mut s = with(&[(0, 0, 0), (64, 0, 3)]);
         assert_eq!(s.plan_reset(None, 128), ResetPlan::Clean { target: 0 });
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_free_reports_an_emptied_chunk_segment_but_not_a_checkpoints() {
+        let mut s = with(&[(0, 1, 0)]);
+        assert!(s.push(100, 0, 0xa000)); // a chunk's own segment
+        s.set_top(2, 16);
+        assert!(s.push(200, 5, 0xb000)); // a checkpoint's
+        s.set_top(1, 8);
+        assert!(s.push(300, 0, 0xc000)); // the top
+        assert!(!s.account_free(150, 8), "one block is still live");
+        assert!(s.account_free(160, 8), "the chunk's segment is empty");
+        assert_eq!(s.dead_chunks().collect::<Vec<_>>(), [(0xa000, 100)]);
+        assert!(!s.account_free(250, 8), "a checkpoint's segment stays");
+        assert!(!s.account_free(50, 8), "the root segment has no chunk");
+    }
+
+    #[test]
+    fn the_top_start_moves_down_but_not_below_the_segment_under_it() {
+        let mut s = with(&[(0, 1, 0), (100, 1, 7), (300, 0, 0)]);
+        assert!(s.lower_top_start(400), "a higher position changes nothing");
+        assert_eq!(s.top().start, 300);
+        assert!(s.lower_top_start(200));
+        assert_eq!(s.top().start, 200);
+        assert!(!s.lower_top_start(50));
+        assert_eq!(s.top().start, 200);
     }
 
     #[test]
