@@ -28,8 +28,15 @@ impl ArenaCore {
         loop {
             let n = self.lane_count();
             let mut serviced = false;
-            for j in 0..n {
-                let lane = self.lane((tid as usize).wrapping_add(j) % n);
+            // Threads start their search at different lanes, each at the
+            // same one every time: `tid` hashed (Fibonacci hashing spreads
+            // consecutive ids) and scaled into `0..n` by a multiply and a
+            // shift, not a division.
+            let h = (tid as u32).wrapping_mul(0x9E37_79B9);
+            let mut i = ((u64::from(h) * n as u64) >> 32) as usize;
+            for _ in 0..n {
+                let lane = self.lane(i);
+                i = if i + 1 == n { 0 } else { i + 1 };
                 match lane.try_claim(tid) {
                     Claim::Taken => return self.entered(lane),
                     // Held by a service claim, or given back just now.
