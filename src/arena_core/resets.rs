@@ -82,7 +82,9 @@ impl ArenaCore {
             };
             report.reclaimed_bytes += r.reclaimed;
             report.trimmed_bytes += r.trimmed;
-            sites.merge(&r.sites);
+            if self.track_sites {
+                sites.merge(&r.sites);
+            }
             report.escaped_blocks += r.escaped_blocks;
             report.escaped_bytes += r.escaped_bytes;
             report.untracked |= r.untracked;
@@ -92,7 +94,9 @@ impl ArenaCore {
         {
             self.bump_generation();
         }
-        report.top_sites = top_sites(&sites);
+        if self.track_sites {
+            report.top_sites = top_sites(&sites);
+        }
         drop(checkpoints);
         self.record(&report);
         Ok(report)

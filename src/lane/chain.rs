@@ -302,6 +302,9 @@ impl Lane {
     /// Takes the chunks that hold no live block, as the segment stack tells,
     /// out of the chain and makes them spares. Returns the bytes they used.
     pub(super) fn release_dead_chunks(&self) -> u64 {
+        if !self.segments().may_hold_dead_chunks() {
+            return 0;
+        }
         let mut released = 0u64;
         let cur = self.chunk.get();
         let mut found = [(0usize, 0u64); 16];

@@ -228,6 +228,13 @@ impl SegmentStack {
         })
     }
 
+    /// Whether [`dead_chunks`](Self::dead_chunks) can find anything: it
+    /// looks only at segments between the root and the top one.
+    #[inline]
+    pub(crate) fn may_hold_dead_chunks(&self) -> bool {
+        self.len > 2
+    }
+
     /// Removes the segments of chunk `chunk` (all dead, see
     /// [`dead_chunks`](Self::dead_chunks)): its positions hold no block.
     pub(crate) fn drop_chunk(&mut self, chunk: usize) {
