@@ -302,7 +302,11 @@ impl Lane {
     /// Takes the chunks that hold no live block, as the segment stack tells,
     /// out of the chain and makes them spares. Returns the bytes they used.
     pub(super) fn release_dead_chunks(&self) -> u64 {
-        if !self.segments().may_hold_dead_chunks() {
+        // A tracking lane's list of block headers runs through every chunk
+        // of its chain, dead blocks included, down to the oldest: a chunk
+        // taken out of the middle and reused would put other data in that
+        // list. Its dead chunks wait for a reset to rewind over them.
+        if self.tracking || !self.segments().may_hold_dead_chunks() {
             return 0;
         }
         let mut released = 0u64;
