@@ -230,6 +230,7 @@ impl<K> ArenaBuilder<K> {
             },
             initial_capacity: self.initial_capacity,
             track_sites: self.track_sites,
+            shared: true,
         })
     }
 }
@@ -259,7 +260,12 @@ impl ArenaBuilder<Arena> {
     /// ```
     #[must_use = "the arena, or the error, is returned rather than stored"]
     pub fn build(self) -> Result<Arena, ConfigError> {
-        let cfg = self.config()?;
+        // An `Arena` is `!Sync`: only the thread holding it enters its
+        // regions, resets it or reads its stats.
+        let cfg = Config {
+            shared: false,
+            ..self.config()?
+        };
         Ok(Arena::from_core(ArenaCore::create(&cfg)))
     }
 }

@@ -238,3 +238,35 @@ fn locked_arena_blocks_freed_on_another_thread_are_all_accounted() {
     drop(blocks);
     assert_eq!(arena.stats().live_blocks, 0);
 }
+
+#[test]
+fn an_arena_moved_between_threads_serves_regions_on_each() {
+    // An `Arena` is `Send`: one thread at a time uses it, and its lane is
+    // claimed without a compare-and-swap. Moving it hands the lane over.
+    let mut arena = Arena::new();
+    let mut kept = Vec::with_capacity(4);
+    for round in 0..4u8 {
+        let (back, v) = std::thread::spawn(move || {
+            let v = with_bumper(&arena, || vec![round; 100]);
+            assert!(is_arena_pointer(v.as_ptr()));
+            (arena, v)
+        })
+        .join()
+        .unwrap();
+        kept.push(v);
+        // The blocks made on the other threads are freed here, by ownership.
+        let w = with_bumper(&back, || vec![round; 50]);
+        assert!(is_arena_pointer(w.as_ptr()));
+        drop(w);
+        let s = back.stats();
+        assert_eq!(s.live_blocks, u64::from(round) + 1, "{s}");
+        assert_eq!(s.lanes, 1);
+        arena = back;
+    }
+    for (i, v) in kept.iter().enumerate() {
+        assert!(v.iter().all(|&b| b == i as u8));
+    }
+    drop(kept);
+    assert_eq!(arena.stats().live_blocks, 0);
+    assert!(arena.reset().is_clean());
+}

@@ -59,6 +59,10 @@ pub(crate) struct Config {
     pub(crate) initial_capacity: usize,
     /// Record the allocation site of every block, for escape reports.
     pub(crate) track_sites: bool,
+    /// Several threads may use the arena at once (a `LockedArena`). An
+    /// unshared one (an `Arena`, `!Sync`) is only ever claimed by the one
+    /// thread that holds it, so a region claims its lane with a plain store.
+    pub(crate) shared: bool,
 }
 
 /// The retained-capacity policy of an arena's lanes.
@@ -124,6 +128,7 @@ static FALLBACK: ArenaCore = ArenaCore::blank(
         retain: Retain::All,
         initial_capacity: 0,
         track_sites: false,
+        shared: true,
     },
     &raw const FALLBACK,
     ptr::null_mut(),
@@ -154,6 +159,8 @@ pub(crate) struct ArenaCore {
     pub(crate) initial_capacity: usize,
     /// Lanes record allocation sites (see `lane/tracked.rs`).
     pub(crate) track_sites: bool,
+    /// See [`Config::shared`].
+    shared: bool,
     /// Live blocks of a dropped arena (see `close`).
     orphan_live: AtomicI64,
     /// The chunk hosting this core, or null if it lives in a mapping.
@@ -296,6 +303,7 @@ impl ArenaCore {
             retain: cfg.retain,
             initial_capacity: cfg.initial_capacity,
             track_sites: cfg.track_sites,
+            shared: cfg.shared,
             orphan_live: AtomicI64::new(0),
             home,
             map_len,
@@ -452,6 +460,7 @@ mod tests {
             retain: Retain::Auto { max: usize::MAX },
             initial_capacity: 0,
             track_sites: false,
+            shared: true,
         }
     }
 

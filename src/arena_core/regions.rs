@@ -37,7 +37,14 @@ impl ArenaCore {
             for _ in 0..n {
                 let lane = self.lane(i);
                 i = if i + 1 == n { 0 } else { i + 1 };
-                match lane.try_claim(tid) {
+                let claim = if self.shared {
+                    lane.try_claim(tid)
+                } else {
+                    // SAFETY: an unshared arena's lanes are claimed by the one
+                    // thread that holds the arena (`Config::shared`).
+                    unsafe { lane.claim_unshared(tid) }
+                };
+                match claim {
                     Claim::Taken => return self.entered(lane),
                     // Held by a service claim, or given back just now.
                     _ => serviced |= lane.is_service_claimed() || lane.owner() == 0,

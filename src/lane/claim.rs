@@ -33,6 +33,27 @@ impl Lane {
         self.claim_as(tid, tid)
     }
 
+    /// As [`Lane::try_claim`], with a plain store instead of a
+    /// compare-and-swap.
+    ///
+    /// # Safety
+    /// No other thread claims the lane, or reads its claim expecting to
+    /// synchronise with this one, while the calling thread may: the lane
+    /// belongs to an arena that only one thread at a time can use (an
+    /// `Arena`, which is `!Sync`; handing it to another thread synchronises
+    /// the two).
+    #[inline]
+    pub(crate) unsafe fn claim_unshared(&self, tid: u64) -> Claim {
+        match self.owner.load(Ordering::Relaxed) {
+            cur if cur == tid => Claim::Already,
+            0 => {
+                self.owner.store(tid, Ordering::Relaxed);
+                Claim::Taken
+            }
+            _ => Claim::Busy,
+        }
+    }
+
     /// Tries to take the lane briefly on behalf of thread `tid`, for a reset,
     /// a snapshot or a drop.
     #[inline]
