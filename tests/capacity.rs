@@ -96,3 +96,25 @@ fn a_capacity_that_is_too_small_is_rejected() {
         }
     ));
 }
+
+#[test]
+fn a_growing_large_block_in_a_capped_arena_takes_no_growth_room() {
+    // Outside a capacity limit, a large block that must move gets a chunk
+    // with room for 4x its new size. Under a limit that room would count
+    // against it, so a capped arena grows blocks into exact-size chunks:
+    // 1 MiB of `Vec` takes 4 MiB of chunks at most (with the room: 4.6).
+    let arena = Arena::builder().capacity_limit(6 << 20).build().unwrap();
+    with_bumper(&arena, || {
+        arena.no_escape(|| {
+            let mut v: Vec<u64> = Vec::new();
+            for i in 0..1u64 << 17 {
+                v.push(i);
+            }
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
+            assert!(is_arena_pointer(v.as_ptr()));
+        })
+    });
+    let s = arena.stats();
+    assert_eq!(s.spills, 0, "{s}");
+    assert!(s.chunk_bytes <= 4 << 20, "{s}");
+}

@@ -365,6 +365,13 @@ impl ArenaCore {
         unsafe { lane.sync(&checkpoints, self.generation()) };
     }
 
+    /// Whether the arena has a capacity limit
+    /// ([`ArenaBuilder::capacity_limit`](crate::ArenaBuilder::capacity_limit)).
+    #[inline]
+    pub(crate) fn is_capped(&self) -> bool {
+        self.capacity != usize::MAX
+    }
+
     /// Takes a chunk of at least `want` bytes for `lane`, within capacity.
     pub(crate) fn acquire_chunk(&self, want: usize, lane: *mut Lane) -> *mut ChunkHeader {
         let Some(class) = space::class_for(want) else {

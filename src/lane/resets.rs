@@ -155,7 +155,7 @@ impl Lane {
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
-            reclaimed: used_before - (self.below_used.get() + self.current_used()),
+            reclaimed: used_before.saturating_sub(self.below_used.get() + self.current_used()),
             escaped_blocks,
             escaped_bytes,
             untracked: false,

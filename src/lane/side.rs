@@ -55,8 +55,9 @@ impl Lane {
     /// resident until it is written. A spare chunk with the most room (up to
     /// [`GROWTH_SPARE`] times what is asked) is preferred, so a loop that
     /// grows the same buffer every iteration reuses last iteration's final
-    /// chunk and copies once. Returns null if the request is not large, or if
-    /// no such chunk can be had (the caller then allocates as usual).
+    /// chunk and copies once. Returns null if the request is not large, if
+    /// the arena has a capacity limit (which the room would count against),
+    /// or if no such chunk can be had (the caller then allocates as usual).
     ///
     /// # Safety
     /// Owner only, as [`Lane::alloc_slow`].
@@ -65,6 +66,11 @@ impl Lane {
             return ptr::null_mut();
         }
         let core = self.core();
+        if core.is_capped() {
+            // The room would count against the capacity limit, which is
+            // about memory, and make later requests spill sooner.
+            return ptr::null_mut();
+        }
         if self.seen_gen.get() != core.generation() {
             // SAFETY: this thread holds the claim (caller contract).
             unsafe { core.sync_lane(self) };
