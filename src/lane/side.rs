@@ -26,8 +26,10 @@ use crate::space;
 /// many times its new size (see [`Lane::alloc_grown`]).
 const GROWTH_ROOM: usize = 4;
 /// Sizes above this get room for only this much more per extra factor, so
-/// a huge buffer does not take several times its size of address space.
-const GROWTH_ROOM_CAP: usize = 64 << 20;
+/// a huge buffer does not take several times its size of address space
+/// (chunks are powers of two: from 64 MiB on, the room fits in what the
+/// rounding up to a chunk size gives anyway).
+const GROWTH_ROOM_CAP: usize = 16 << 20;
 /// A growing block may take a spare chunk up to this many times the size of
 /// the chunk it asked for.
 const GROWTH_SPARE: usize = 8;
