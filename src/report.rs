@@ -70,7 +70,7 @@ impl Default for EscapePolicy {
 /// assert!(!report.is_clean());
 /// assert_eq!(kept, vec![1u8; 100]); // still intact
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResetReport {
     /// Bytes made available for reuse.
@@ -136,6 +136,35 @@ pub struct SiteCount {
     pub blocks: u64,
     /// Bytes (rounded up to 8) of those blocks.
     pub bytes: u64,
+}
+
+/// Lists only the sites that made escaped blocks (as
+/// [`ResetReport::sites`] does), not the unused entries.
+///
+/// ```
+/// let arena = bumper::Arena::new();
+/// let text = format!("{:?}", arena.reset());
+/// assert!(text.contains("escaped_blocks: 0") && text.contains("top_sites: []"), "{text}");
+/// ```
+impl core::fmt::Debug for ResetReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        struct Sites<'a>(&'a ResetReport);
+        impl core::fmt::Debug for Sites<'_> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_list().entries(self.0.sites()).finish()
+            }
+        }
+        f.debug_struct("ResetReport")
+            .field("reclaimed_bytes", &self.reclaimed_bytes)
+            .field("trimmed_bytes", &self.trimmed_bytes)
+            .field("escaped_blocks", &self.escaped_blocks)
+            .field("escaped_bytes", &self.escaped_bytes)
+            .field("busy_lanes", &self.busy_lanes)
+            .field("concurrent_checkpoints", &self.concurrent_checkpoints)
+            .field("untracked", &self.untracked)
+            .field("top_sites", &Sites(self))
+            .finish()
+    }
 }
 
 impl ResetReport {

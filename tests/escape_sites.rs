@@ -55,6 +55,8 @@ fn a_reset_names_the_function_that_made_the_escaped_blocks() {
     assert_eq!(report.escaped_blocks, 3, "{report}");
     let sites: Vec<_> = report.sites().collect();
     assert_eq!(sites.len(), 1, "{sites:?}");
+    // `Debug` lists the one site, not the unused entries.
+    assert_eq!(format!("{report:?}").matches("SiteCount").count(), 1);
     assert_eq!((sites[0].blocks, sites[0].bytes), (3, 120));
     let text = sites[0].site.to_string();
     assert!(text.contains("remember_forever"), "{text}");
