@@ -65,19 +65,59 @@ fn block(p: *mut u8, len: usize) -> Result<NonNull<[u8]>, AllocError> {
         .ok_or(AllocError)
 }
 
-/// Bump-allocates from `lane`, or returns null.
+/// Bump-allocates from `lane`, or returns null. `grows`: the block is the
+/// new place of one that `grow` moves (see [`Lane::alloc_slow`]).
 ///
 /// # Safety
-/// The calling thread holds `lane` (or it is spill-only).
-unsafe fn bump(lane: &Lane, layout: Layout) -> *mut u8 {
+/// The calling thread holds `lane` (or it is spill-only); the size is not
+/// zero.
+unsafe fn bump(lane: &Lane, layout: Layout, grows: bool) -> *mut u8 {
     // SAFETY: guaranteed by the caller.
     unsafe {
         let p = lane.try_alloc(layout.size(), layout.align());
         if !p.is_null() {
             return p;
         }
-        lane.alloc_slow(layout.size(), layout.align(), false)
+        lane.alloc_slow(layout.size(), layout.align(), false, grows)
     }
+}
+
+/// What `Current::allocate` does, for a block that is the new place of a
+/// moved one if `grows`.
+fn current_allocate(layout: Layout, grows: bool) -> Result<NonNull<[u8]>, AllocError> {
+    if layout.size() == 0 {
+        return Ok(dangling(layout));
+    }
+    let route = route::route();
+    if !route.is_null() {
+        // SAFETY: the route is held by this thread (or spill-only).
+        let lane = unsafe { &*route };
+        // SAFETY: as above; the size is not zero.
+        let p = unsafe { bump(lane, layout, grows) };
+        if !p.is_null() {
+            return block(p, layout.size());
+        }
+        return spill(lane.core_opt(), layout);
+    }
+    global(layout)
+}
+
+/// What an explicit handle's `allocate` does on `core`, for a block that is
+/// the new place of a moved one if `grows`.
+fn explicit_allocate(
+    core: &ArenaCore,
+    layout: Layout,
+    grows: bool,
+) -> Result<NonNull<[u8]>, AllocError> {
+    if layout.size() == 0 {
+        return Ok(dangling(layout));
+    }
+    // SAFETY: `with_lane` holds the lane for the call; the size is not zero.
+    let p = with_lane(core, |lane| unsafe { bump(lane, layout, grows) });
+    if !p.is_null() {
+        return block(p, layout.size());
+    }
+    spill(Some(core), layout)
 }
 
 /// The global allocator with no region active, for what no arena serves.
@@ -172,21 +212,7 @@ unsafe fn in_place(lane: &Lane, ptr: NonNull<u8>, old: Layout, new: Layout) -> b
 // each block goes back where it came from; `Current` has no state.
 unsafe impl Allocator for Current {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        let route = route::route();
-        if !route.is_null() {
-            // SAFETY: the route is held by this thread (or spill-only).
-            let lane = unsafe { &*route };
-            // SAFETY: as above.
-            let p = unsafe { bump(lane, layout) };
-            if !p.is_null() {
-                return block(p, layout.size());
-            }
-            return spill(lane.core_opt(), layout);
-        }
-        global(layout)
+        current_allocate(layout, false)
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -219,19 +245,9 @@ unsafe impl Allocator for Current {
         if !route.is_null() && unsafe { in_place(&*route, ptr, old, new) } {
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
-        let place = |l: Layout| {
-            if !route.is_null() && l.size() > old.size() {
-                // SAFETY: the route is held by this thread (or spill-only,
-                // which serves nothing here).
-                let p = unsafe { (*route).alloc_grown(l.size(), l.align()) };
-                if !p.is_null() {
-                    return block(p, l.size());
-                }
-            }
-            self.allocate(l)
-        };
+        let grows = new.size() > old.size();
         // SAFETY: forwarded caller contract.
-        unsafe { moved(place, ptr, old, new) }
+        unsafe { moved(|l| current_allocate(l, grows), ptr, old, new) }
     }
 
     unsafe fn shrink(
@@ -253,16 +269,7 @@ macro_rules! explicit_allocator {
         // the reference are the same allocator.
         unsafe impl Allocator for &$ty {
             fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-                if layout.size() == 0 {
-                    return Ok(dangling(layout));
-                }
-                let core = self.core_ref().0;
-                // SAFETY: `with_lane` holds the lane for the call.
-                let p = with_lane(core, |lane| unsafe { bump(lane, layout) });
-                if !p.is_null() {
-                    return block(p, layout.size());
-                }
-                spill(Some(core), layout)
+                explicit_allocate(self.core_ref().0, layout, false)
             }
 
             unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -282,21 +289,9 @@ macro_rules! explicit_allocator {
                 }) {
                     return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
                 }
-                let place = |l: Layout| {
-                    if l.size() > old.size() {
-                        let core = self.core_ref().0;
-                        // SAFETY: `with_lane` holds the lane for the call.
-                        let p = with_lane(core, |lane| unsafe {
-                            lane.alloc_grown(l.size(), l.align())
-                        });
-                        if !p.is_null() {
-                            return block(p, l.size());
-                        }
-                    }
-                    self.allocate(l)
-                };
+                let (core, grows) = (self.core_ref().0, new.size() > old.size());
                 // SAFETY: forwarded caller contract.
-                unsafe { moved(place, ptr, old, new) }
+                unsafe { moved(|l| explicit_allocate(core, l, grows), ptr, old, new) }
             }
 
             unsafe fn shrink(

@@ -106,13 +106,19 @@ impl<A: GlobalAlloc> Bumper<A> {
     /// chunk: a new chunk, or a spill to the inner allocator. Out of line, so
     /// that the paths calling it stay free of register saves.
     #[inline(never)]
-    unsafe fn alloc_slow(&self, route: *const Lane, layout: Layout, zeroed: bool) -> *mut u8 {
+    unsafe fn alloc_slow(
+        &self,
+        route: *const Lane,
+        layout: Layout,
+        zeroed: bool,
+        grows: bool,
+    ) -> *mut u8 {
         let size = layout.size();
         // SAFETY: the route is the lane of this thread's newest region, which
         // this thread holds (or a spill-only lane, which is never written).
         let lane = unsafe { &*route };
         // SAFETY: as above; the lane zeroes the block if asked.
-        let p = unsafe { lane.alloc_slow(size, layout.align(), zeroed) };
+        let p = unsafe { lane.alloc_slow(size, layout.align(), zeroed, grows) };
         if !p.is_null() {
             return p;
         }
@@ -201,7 +207,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
             return p;
         }
         // SAFETY: forwarded caller contract.
-        unsafe { self.alloc_slow(route, layout, false) }
+        unsafe { self.alloc_slow(route, layout, false, false) }
     }
 
     #[inline]
@@ -221,7 +227,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
             return p;
         }
         // SAFETY: forwarded caller contract.
-        unsafe { self.alloc_slow(route, layout, true) }
+        unsafe { self.alloc_slow(route, layout, true, false) }
     }
 
     #[inline]
@@ -260,19 +266,19 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
         }
         // Move to wherever the current context allocates: a large block that
         // grows gets a chunk with room to grow in place next time.
-        let mut new = ptr::null_mut();
-        if !route.is_null() && new_size > layout.size() {
-            // SAFETY: the route lane is held by this thread (or spill-only,
-            // which serves nothing here).
-            new = unsafe { (*route).alloc_grown(new_size, layout.align()) };
-        }
-        if new.is_null() {
-            // SAFETY: `new_size` does not overflow when rounded to
-            // `layout.align()` (GlobalAlloc::realloc contract).
-            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: `new_size` does not overflow when rounded to `layout.align()`
+        // (GlobalAlloc::realloc contract).
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new = if !route.is_null() && new_size > layout.size() {
+            // Straight to the slow path, which bumps as the fast one would
+            // and gives a large block room (it never fits the fast path).
+            // SAFETY: the route lane is held by this thread (or spill-only);
+            // non-zero size (realloc contract).
+            unsafe { self.alloc_slow(route, new_layout, false, true) }
+        } else {
             // SAFETY: non-zero size (realloc contract).
-            new = unsafe { self.alloc(new_layout) };
-        }
+            unsafe { self.alloc(new_layout) }
+        };
         if !new.is_null() {
             // SAFETY: both blocks are valid for the copied length and distinct.
             unsafe {

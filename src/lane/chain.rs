@@ -268,8 +268,22 @@ impl Lane {
     }
 
     /// Bytes used in the chain: what lies below the bump pointers, chunk by
-    /// chunk (positions may have gaps where chunks were given back).
+    /// chunk (positions may have gaps where chunks were given back), kept as
+    /// `below_used` plus the current chunk's part.
     pub(super) fn used_bytes(&self) -> u64 {
+        let used = self.below_used.get() + self.current_used();
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            used,
+            self.walked_used_bytes(),
+            "the used bytes below the current chunk are out of step"
+        );
+        used
+    }
+
+    /// [`Lane::used_bytes`], summed over the chain, to check the count.
+    #[cfg(debug_assertions)]
+    fn walked_used_bytes(&self) -> u64 {
         let mut total = 0u64;
         let cur = self.chunk.get();
         let mut c = cur;
@@ -562,40 +576,18 @@ impl Lane {
     /// Takes the smallest spare chunk of at least `need` bytes off the spare
     /// list, or returns null.
     pub(super) fn take_spare(&self, need: usize) -> *mut ChunkHeader {
-        self.take_spare_within(need, usize::MAX)
+        self.take_spare_within(need, usize::MAX, false)
     }
 
-    /// Takes the smallest spare chunk of `need` to `max` bytes off the spare
-    /// list, or returns null.
-    pub(super) fn take_spare_within(&self, need: usize, max: usize) -> *mut ChunkHeader {
-        let mut prev: *mut ChunkHeader = ptr::null_mut();
-        let mut cur = self.spare.get();
-        // SAFETY: spare chunks belong to this lane.
-        unsafe {
-            while !cur.is_null() {
-                let next = (*cur).prev.get();
-                if (*cur).size > max {
-                    break;
-                }
-                if (*cur).size >= need {
-                    if prev.is_null() {
-                        self.spare.set(next);
-                    } else {
-                        (*prev).prev.set(next);
-                    }
-                    return cur;
-                }
-                prev = cur;
-                cur = next;
-            }
-        }
-        ptr::null_mut()
-    }
-
-    /// Takes the largest spare chunk of `need` to `max` bytes off the spare
-    /// list, or returns null.
-    pub(super) fn take_roomiest_spare(&self, need: usize, max: usize) -> *mut ChunkHeader {
-        // The list is sorted by size, smallest first: remember the last fit.
+    /// Takes a spare chunk of `need` to `max` bytes off the spare list, the
+    /// smallest one or, if `largest`, the largest one; or returns null.
+    pub(super) fn take_spare_within(
+        &self,
+        need: usize,
+        max: usize,
+        largest: bool,
+    ) -> *mut ChunkHeader {
+        // The list is sorted by size, smallest first.
         let mut best: *mut ChunkHeader = ptr::null_mut();
         let mut best_prev: *mut ChunkHeader = ptr::null_mut();
         let mut prev: *mut ChunkHeader = ptr::null_mut();
@@ -606,6 +598,9 @@ impl Lane {
                 if (*cur).size >= need {
                     best = cur;
                     best_prev = prev;
+                    if !largest {
+                        break;
+                    }
                 }
                 prev = cur;
                 cur = (*cur).prev.get();

@@ -363,12 +363,21 @@ impl Lane {
     /// The slow path of [`Lane::try_alloc`]: catches up with checkpoints
     /// taken by other threads, gives a large block a chunk of its own, moves
     /// to a spare or new chunk, and allocates there; zeroes the block if
-    /// `zeroed`. Returns null if the caller must spill.
+    /// `zeroed`. `grows`: the block is the new place of one that `realloc`
+    /// (or an allocator handle's `grow`) moves because it grew, so a large
+    /// one gets room to grow again in place (see `side.rs`). Returns null if
+    /// the caller must spill.
     ///
     /// # Safety
     /// As for [`Lane::try_alloc`].
     #[inline(never)]
-    pub(crate) unsafe fn alloc_slow(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    pub(crate) unsafe fn alloc_slow(
+        &self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        grows: bool,
+    ) -> *mut u8 {
         if self.spill_only || align > MAX_ALIGN {
             return ptr::null_mut();
         }
@@ -378,7 +387,7 @@ impl Lane {
             unsafe { core.sync_lane(self) };
         }
         if self.is_large(size) {
-            return self.alloc_side(size, align, zeroed);
+            return self.alloc_side(size, align, zeroed, grows);
         }
         if self.tracking {
             return self.alloc_tracked(size, align, zeroed);

@@ -104,7 +104,7 @@ impl Lane {
         // What the chain holds now: positions may have gaps where chunks
         // left it, so the reclaimed bytes are the difference in use, not in
         // position.
-        let used_before = self.below_used.get() + self.current_used();
+        let used_before = self.used_bytes();
         let (start, target, escaped_blocks, escaped_bytes, escaped) =
             match self.segments().plan_reset(serial, cur) {
                 ResetPlan::Untracked => {
@@ -155,7 +155,7 @@ impl Lane {
         let trimmed = self.trim_spares(self.retain_target()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
-            reclaimed: used_before.saturating_sub(self.below_used.get() + self.current_used()),
+            reclaimed: used_before.saturating_sub(self.used_bytes()),
             escaped_blocks,
             escaped_bytes,
             untracked: false,
@@ -218,11 +218,6 @@ impl Lane {
             self.live()
         };
         self.note_high_water();
-        debug_assert_eq!(
-            self.below_used.get() + self.current_used(),
-            self.used_bytes(),
-            "the used bytes below the current chunk are out of step"
-        );
         let (mut chunk_bytes, mut chunks) = (0u64, 0u64);
         self.for_each_chunk(|c| {
             // SAFETY: chunks of a lane we hold.

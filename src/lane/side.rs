@@ -17,13 +17,13 @@
 
 use core::ptr;
 
-use super::{Lane, MAX_ALIGN, granule};
+use super::{Lane, granule};
 use crate::chunk::{ChunkHeader, HEADER, SLAB};
 use crate::guard_mode;
 use crate::space;
 
-/// A large block that `realloc` must move gets a chunk with room for this
-/// many times its new size (see [`Lane::alloc_grown`]).
+/// A large block that is moved because it grew gets a chunk with room for
+/// this many times its new size (see [`Lane::alloc_side`]).
 const GROWTH_ROOM: usize = 4;
 /// Sizes above this get room for only this much more per extra factor, so
 /// a huge buffer does not take several times its size of address space
@@ -45,55 +45,46 @@ impl Lane {
     /// new one from the space. Returns null if neither can be had (the
     /// caller spills). Zeroes the block if asked, as far as the chunk's
     /// memory may be dirty.
-    pub(super) fn alloc_side(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
-        self.alloc_side_room(size, align, zeroed, granule(size), false)
-    }
-
-    /// Allocates the new place of a block that `realloc` grows to `size`
-    /// bytes and that cannot grow where it is: a side chunk with room for
-    /// [`GROWTH_ROOM`] times the new size, so that the next growths (a
-    /// `Vec` doubling) happen in place instead of copying. The room is
-    /// address space only: pages are committed when carved, but nothing is
-    /// resident until it is written. A spare chunk with the most room (up to
-    /// [`GROWTH_SPARE`] times what is asked) is preferred, so a loop that
-    /// grows the same buffer every iteration reuses last iteration's final
-    /// chunk and copies once. Returns null if the request is not large, if
-    /// the arena has a capacity limit (which the room would count against),
-    /// or if no such chunk can be had (the caller then allocates as usual).
     ///
-    /// # Safety
-    /// Owner only, as [`Lane::alloc_slow`].
-    pub(crate) unsafe fn alloc_grown(&self, size: usize, align: usize) -> *mut u8 {
-        if self.spill_only || align > MAX_ALIGN || !self.is_large(size) {
-            return ptr::null_mut();
-        }
-        let core = self.core();
-        if core.is_capped() {
-            // The room would count against the capacity limit, which is
-            // about memory, and make later requests spill sooner.
-            return ptr::null_mut();
-        }
-        if self.seen_gen.get() != core.generation() {
-            // SAFETY: this thread holds the claim (caller contract).
-            unsafe { core.sync_lane(self) };
-        }
+    /// `grows`: the block is the new place of one that is moved because it
+    /// grew. It then gets a chunk with room for [`GROWTH_ROOM`] times its
+    /// size, so that the next growths (a `Vec` doubling) happen in place
+    /// instead of copying, and the spare with the most room (up to
+    /// [`GROWTH_SPARE`] times what it asks) is preferred, so a loop that
+    /// grows the same buffer every iteration reuses last iteration's final
+    /// chunk and copies once. The room is address space only: pages are
+    /// committed when carved, but nothing is resident until it is written.
+    /// An arena with a capacity limit gets no room (it would count against
+    /// the limit), and neither does a request when no such chunk can be had.
+    pub(super) fn alloc_side(
+        &self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        grows: bool,
+    ) -> *mut u8 {
         let rounded = granule(size);
-        let room =
-            rounded.saturating_add(rounded.min(GROWTH_ROOM_CAP).saturating_mul(GROWTH_ROOM - 1));
-        self.alloc_side_room(size, align, false, room, true)
+        if grows && !self.core().is_capped() {
+            let extra = rounded.min(GROWTH_ROOM_CAP).saturating_mul(GROWTH_ROOM - 1);
+            let p = self.alloc_side_room(size, align, zeroed, rounded.saturating_add(extra), true);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        self.alloc_side_room(size, align, zeroed, rounded, false)
     }
 
     /// Allocates a large block of `size` bytes in a side chunk with at least
-    /// `room` (≥ its rounded size) bytes of data space. `grow`: the block is
-    /// growing, so take the roomiest spare that is not absurdly large rather
-    /// than the tightest.
+    /// `room` (≥ its rounded size) bytes of data space. `roomiest`: take the
+    /// spare with the most room that is not absurdly large rather than the
+    /// tightest.
     fn alloc_side_room(
         &self,
         size: usize,
         align: usize,
         zeroed: bool,
         room: usize,
-        grow: bool,
+        roomiest: bool,
     ) -> *mut u8 {
         let rounded = granule(size);
         debug_assert!(room >= rounded);
@@ -101,16 +92,12 @@ impl Lane {
         let Some(need) = HEADER.checked_add(pad).and_then(|n| n.checked_add(room)) else {
             return ptr::null_mut();
         };
-        let mut chunk = if grow {
-            let most = space::class_for(need)
-                .map_or(usize::MAX, |c| (SLAB << c).saturating_mul(GROWTH_SPARE));
-            self.take_roomiest_spare(need, most)
-        } else {
-            // A spare up to twice the size a fresh chunk would have: a large
-            // block must not take (and then hold) a much larger chunk.
-            let fits = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2));
-            self.take_spare_within(need, fits)
-        };
+        // A spare up to twice the size a fresh chunk would have (a large
+        // block must not take, and then hold, a much larger chunk), or up to
+        // `GROWTH_SPARE` times for the roomiest.
+        let factor = if roomiest { GROWTH_SPARE } else { 2 };
+        let max = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(factor));
+        let mut chunk = self.take_spare_within(need, max, roomiest);
         if chunk.is_null() {
             chunk = self
                 .core()
