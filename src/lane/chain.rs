@@ -314,16 +314,15 @@ impl Lane {
     }
 
     /// Takes the chunks that hold no live block, as the segment stack tells,
-    /// out of the chain and makes them spares. Returns the bytes they used.
-    pub(super) fn release_dead_chunks(&self) -> u64 {
+    /// out of the chain and makes them spares.
+    pub(super) fn release_dead_chunks(&self) {
         // A tracking lane's list of block headers runs through every chunk
         // of its chain, dead blocks included, down to the oldest: a chunk
         // taken out of the middle and reused would put other data in that
         // list. Its dead chunks wait for a reset to rewind over them.
         if self.tracking || !self.segments().may_hold_dead_chunks() {
-            return 0;
+            return;
         }
-        let mut released = 0u64;
         let cur = self.chunk.get();
         let mut found = [(0usize, 0u64); 16];
         let mut n = 0;
@@ -356,7 +355,6 @@ impl Lane {
                     continue;
                 }
                 (*above).prev.set(prev);
-                released += used_of(c);
                 self.below_used.set(self.below_used.get() - used_of(c));
                 if self.core().guard {
                     let data = ChunkHeader::data(c);
@@ -368,7 +366,6 @@ impl Lane {
             }
             self.segments().drop_chunk(id);
         }
-        released
     }
 
     /// Moves the bump pointer back to logical position `pos`, parking the

@@ -487,12 +487,11 @@ impl Lane {
     /// Owner only; `ptr` is a live block of this lane, of `size` bytes, that
     /// the caller gives up.
     pub(crate) unsafe fn free_local(&self, ptr: *mut u8, size: usize) {
-        let a = ptr.addr();
-        if a >= self.top_floor.get() && a < self.limit.get() {
-            self.free_top(ptr, size);
-        } else {
-            // SAFETY: a live block of this lane.
-            unsafe { self.free_elsewhere(ptr, granule(size) as u64) };
+        // SAFETY: owner only, and a live block of this lane (caller contract).
+        unsafe {
+            if !self.try_free_fast(ptr, size) {
+                self.free_elsewhere(ptr, granule(size) as u64);
+            }
         }
     }
 
