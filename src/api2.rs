@@ -197,6 +197,21 @@ unsafe fn moved(
 ///
 /// # Safety
 /// The calling thread holds `lane`; `ptr` is a live block of `old` bytes.
+/// `shrink` to zero bytes: frees the block and returns a dangling pointer,
+/// as allocator_api2's `Global` does (a zero-size block is never memory).
+/// Returns `None` for any other size.
+///
+/// # Safety
+/// As for `Allocator::shrink`.
+unsafe fn shrink_to_nothing(ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<[u8]>> {
+    if new.size() != 0 {
+        return None;
+    }
+    // SAFETY: the caller gives the block up (shrink contract).
+    unsafe { free(ptr, old) };
+    Some(dangling(new))
+}
+
 unsafe fn in_place(lane: &Lane, ptr: NonNull<u8>, old: Layout, new: Layout) -> bool {
     let p = ptr.as_ptr();
     old.size() != 0
@@ -256,7 +271,12 @@ unsafe impl Allocator for Current {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the same contract as `grow`, with a smaller size.
+        // SAFETY: forwarded caller contract.
+        if let Some(p) = unsafe { shrink_to_nothing(ptr, old, new) } {
+            return Ok(p);
+        }
+        // SAFETY: the same contract as `grow`, with a smaller, non-zero
+        // size.
         unsafe { self.grow(ptr, old, new) }
     }
 }
@@ -300,7 +320,12 @@ macro_rules! explicit_allocator {
                 old: Layout,
                 new: Layout,
             ) -> Result<NonNull<[u8]>, AllocError> {
-                // SAFETY: the same contract as `grow`, with a smaller size.
+                // SAFETY: forwarded caller contract.
+                if let Some(p) = unsafe { shrink_to_nothing(ptr, old, new) } {
+                    return Ok(p);
+                }
+                // SAFETY: the same contract as `grow`, with a smaller,
+                // non-zero size.
                 unsafe { self.grow(ptr, old, new) }
             }
         }

@@ -73,7 +73,7 @@ impl<'a> Checkpoint<'a> {
 
 impl Drop for Checkpoint<'_> {
     fn drop(&mut self) {
-        self.core.discard(self.serial);
+        self.core.discard(self.serial, crate::route::tid());
     }
 }
 

@@ -9,13 +9,14 @@
 //! `LockedArena` shared by threads that each run `no_escape`), the reset
 //! reclaims nothing and reports them. A checkpoint that is no longer in the
 //! list is stale.
+//!
+//! The list has no fixed capacity: it lives in mapped memory that grows. A
+//! checkpoint is untracked (its reset reclaims nothing) only if the OS
+//! refuses that memory.
 #![forbid(unsafe_code)]
 
 use crate::error::ResetError;
-
-/// Active checkpoints an arena tracks at once; deeper ones are untracked
-/// (their reset reclaims nothing).
-pub(crate) const MAX_CHECKPOINTS: usize = 64;
+use crate::mapvec::MapVec;
 
 #[derive(Clone, Copy)]
 struct Record {
@@ -39,36 +40,37 @@ pub(crate) enum ResetOrder {
 
 /// The active checkpoints, oldest first.
 pub(crate) struct CheckpointList {
-    records: [Record; MAX_CHECKPOINTS],
-    len: usize,
+    records: MapVec<Record>,
     next_serial: u64,
 }
 
 impl CheckpointList {
     pub(crate) const fn new() -> Self {
         CheckpointList {
-            records: [Record { serial: 0, tid: 0 }; MAX_CHECKPOINTS],
-            len: 0,
+            records: MapVec::new(),
             next_serial: 1,
         }
     }
 
     /// Number of active checkpoints.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.records.len()
     }
 
     /// Records a checkpoint of thread `tid`. Returns its serial (never 0),
-    /// or `None` if the list is full.
+    /// or `None` if the OS refuses the memory to record it.
     pub(crate) fn record(&mut self, tid: u64) -> Option<u64> {
-        if self.len == MAX_CHECKPOINTS {
+        let serial = self.next_serial;
+        if !self.records.push(Record { serial, tid }) {
             return None;
         }
-        let serial = self.next_serial;
         self.next_serial += 1;
-        self.records[self.len] = Record { serial, tid };
-        self.len += 1;
         Some(serial)
+    }
+
+    /// Gives the list's memory back (the arena is being destroyed).
+    pub(crate) fn free(&mut self) {
+        self.records.free();
     }
 
     pub(crate) fn is_active(&self, serial: u64) -> bool {
@@ -77,7 +79,7 @@ impl CheckpointList {
 
     /// Serials of the active checkpoints, oldest first.
     pub(crate) fn serials(&self) -> impl Iterator<Item = u64> + '_ {
-        self.records[..self.len].iter().map(|r| r.serial)
+        self.records.as_slice().iter().map(|r| r.serial)
     }
 
     /// The newest serial ever handed out (0 before the first).
@@ -86,9 +88,11 @@ impl CheckpointList {
     }
 
     fn position(&self, serial: u64) -> Option<usize> {
-        self.records[..self.len]
-            .iter()
-            .position(|r| r.serial == serial)
+        // Serials are recorded in increasing order, and removals keep it.
+        self.records
+            .as_slice()
+            .binary_search_by_key(&serial, |r| r.serial)
+            .ok()
     }
 
     /// Forgets checkpoint `serial`. Returns whether it was active.
@@ -96,8 +100,7 @@ impl CheckpointList {
         let Some(idx) = self.position(serial) else {
             return false;
         };
-        self.records.copy_within(idx + 1..self.len, idx);
-        self.len -= 1;
+        self.records.remove(idx);
         true
     }
 
@@ -116,15 +119,15 @@ impl CheckpointList {
         let newer = match serial {
             Some(0) => return Ok(ResetOrder::Untracked),
             Some(s) => match self.position(s) {
-                Some(idx) => idx + 1..self.len,
+                Some(idx) => idx + 1..self.len(),
                 None => return Err(ResetError::Stale),
             },
-            None => 0..self.len,
+            None => 0..self.len(),
         };
         if newer.is_empty() {
             return Ok(ResetOrder::Proceed);
         }
-        let mine = self.records[newer.clone()]
+        let mine = self.records.as_slice()[newer.clone()]
             .iter()
             .filter(|r| r.tid == tid)
             .count();
@@ -202,14 +205,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_list_tracks_no_more_and_serials_keep_growing() {
+    fn any_number_of_checkpoints_is_tracked() {
         let mut l = CheckpointList::new();
-        for _ in 0..MAX_CHECKPOINTS {
+        for _ in 0..10_000 {
             assert!(l.record(1).is_some());
         }
-        assert_eq!(l.record(1), None);
-        assert_eq!(l.last_serial(), MAX_CHECKPOINTS as u64);
+        assert_eq!(l.last_serial(), 10_000);
         let serials: Vec<u64> = l.serials().collect();
-        assert_eq!(serials, (1..=MAX_CHECKPOINTS as u64).collect::<Vec<_>>());
+        assert_eq!(serials, (1..=10_000).collect::<Vec<_>>());
+        assert_eq!(l.plan_reset(Some(10_000), 1), Ok(ResetOrder::Proceed));
+        assert!(l.remove(10_000));
+        assert_eq!(l.len(), 9_999);
     }
 }

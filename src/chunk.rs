@@ -20,7 +20,12 @@ pub(crate) enum Owner {}
 ///
 /// `owner` and `free_next` are shared between threads. The `Cell` fields are
 /// owned by whichever thread currently holds the chunk's lane (see the claim
-/// protocol in `lane.rs`) or, while the chunk is free, by the space.
+/// protocol in `lane/claim.rs`) or, while the chunk is free, by the space.
+///
+/// A chunk is in exactly one list at a time, linked through `prev` (and
+/// `next` where the list is doubly linked): its lane's chain (oldest to
+/// newest), its lane's spares, its lane's side chunks, or the space's free
+/// list (`free_next`).
 #[repr(C)]
 pub(crate) struct ChunkHeader {
     /// The lane this chunk belongs to, opaque at this layer; null while the
@@ -32,6 +37,15 @@ pub(crate) struct ChunkHeader {
     pub(crate) size: usize,
     /// Size class: `size == SLAB << class`.
     pub(crate) class: u8,
+    /// While the chunk is free: whether its memory is still committed (kept
+    /// for reuse) rather than given back to the OS.
+    pub(crate) resident: Cell<bool>,
+    /// The chunk holds one large block of its lane, outside the lane's bump
+    /// chain (see `lane/side.rs`).
+    pub(crate) side: Cell<bool>,
+    /// Marks (checkpoints and escape floors, see `lane/marks.rs`) that lie
+    /// in this chunk of a lane's chain.
+    pub(crate) marks: Cell<u32>,
     /// Offset from the chunk start from which the memory is known to be zero.
     pub(crate) clean_from: Cell<usize>,
     /// Offset of the first byte available for blocks (`HEADER`, or more for a
@@ -40,28 +54,28 @@ pub(crate) struct ChunkHeader {
     /// Offset from which the pages are protected by guard mode; `size` when
     /// none are.
     pub(crate) guarded_from: Cell<usize>,
-    /// Logical position (in its lane) of the first data byte.
-    pub(crate) base_pos: Cell<u64>,
-    /// Previous chunk in the lane's chain.
+    /// In a lane's chain: the chunk's sequence number there (chunks taken
+    /// later have larger ones; never reused by the lane). For a side chunk:
+    /// the newest checkpoint serial the lane knew when its block was
+    /// allocated.
+    pub(crate) seq: Cell<u64>,
+    /// The older neighbour in the chunk's list (chain, spares, side chunks).
     pub(crate) prev: Cell<*mut ChunkHeader>,
-    /// End offset of the used part while the chunk is not the lane's current one.
+    /// The newer neighbour in a lane's chain or side list.
+    pub(crate) next: Cell<*mut ChunkHeader>,
+    /// End offset of the used part while the chunk is not the lane's current
+    /// one (for a side chunk: the end of its block).
     pub(crate) fill: Cell<usize>,
-    /// While the chunk is free: whether its memory is still committed (kept
-    /// for reuse) rather than given back to the OS.
-    pub(crate) resident: Cell<bool>,
-    /// The chunk holds one large block of its lane, outside the lane's bump
-    /// chain (see `lane/side.rs`).
-    pub(crate) side: Cell<bool>,
-    /// For a side chunk: the lane's list of side chunks (`prev` is the other
-    /// link), and the newest checkpoint serial the lane knew when the block
-    /// was allocated.
-    pub(crate) side_next: Cell<*mut ChunkHeader>,
-    pub(crate) side_serial: Cell<u64>,
-    /// For a side chunk of a tracking arena: the block's allocation site.
-    pub(crate) side_site: Cell<u32>,
+    /// Live blocks of the chunk's first *piece*: from its first data byte to
+    /// its first mark (or its end). See `lane/pieces.rs`.
+    pub(crate) live: Cell<u64>,
+    /// Bytes (rounded to the 8-byte granule) of those blocks.
+    pub(crate) bytes: Cell<u64>,
     /// The owning lane's reset epoch in which the chunk was last taken into
     /// use: trimming gives back the spares the last loop did not use first.
     pub(crate) used_in: Cell<u64>,
+    /// For a side chunk of a tracking arena: the block's allocation site.
+    pub(crate) side_site: Cell<u32>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -103,18 +117,20 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             free_next: AtomicU64::new(0),
             size: SLAB << class,
             class: class as u8,
+            resident: Cell::new(true),
+            side: Cell::new(false),
+            marks: Cell::new(0),
             clean_from: Cell::new(clean_from),
             start: Cell::new(HEADER),
             guarded_from: Cell::new(SLAB << class),
-            base_pos: Cell::new(0),
+            seq: Cell::new(0),
             prev: Cell::new(ptr::null_mut()),
+            next: Cell::new(ptr::null_mut()),
             fill: Cell::new(HEADER),
-            resident: Cell::new(true),
-            side: Cell::new(false),
-            side_next: Cell::new(ptr::null_mut()),
-            side_serial: Cell::new(0),
-            side_site: Cell::new(0),
+            live: Cell::new(0),
+            bytes: Cell::new(0),
             used_in: Cell::new(0),
+            side_site: Cell::new(0),
         })
     };
 }

@@ -99,6 +99,7 @@ mod error;
 mod escape;
 mod guard_mode;
 mod lane;
+mod mapvec;
 mod measure;
 mod region;
 mod report;
@@ -211,5 +212,23 @@ pub mod __testing {
     /// reservation (if it has not been made yet).
     pub fn refuse_address_space() {
         crate::space::refuse_reservation();
+    }
+
+    pub use crate::lane::{ChunkInfo, ChunkKind};
+
+    /// Calls `f` with every chunk the arena holds, lane by lane, after taking
+    /// in the frees other threads made (as `stats` does); lanes held by
+    /// another thread's region are skipped. For the boundedness checks of
+    /// bumper's own tests: a test compares the chunks with the blocks it
+    /// knows are live. Returns the retained capacity the lanes aim for,
+    /// summed.
+    pub fn for_each_chunk<A: crate::BumpArena + ?Sized>(
+        arena: &A,
+        f: impl FnMut(ChunkInfo),
+    ) -> usize {
+        arena
+            .core_ref()
+            .0
+            .for_each_chunk_info(crate::route::tid(), f)
     }
 }

@@ -474,12 +474,15 @@ pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
         // A chunk released while it held a large block (an orphaned arena's
         // last frees) still has the marks of one: clear them.
         (*chunk).side.set(false);
-        (*chunk).side_next.set(ptr::null_mut());
+        (*chunk).marks.set(0);
         (*chunk).owner.store(owner, Ordering::Relaxed);
         (*chunk).prev.set(ptr::null_mut());
+        (*chunk).next.set(ptr::null_mut());
         (*chunk).fill.set(HEADER);
         (*chunk).start.set(HEADER);
-        (*chunk).base_pos.set(0);
+        (*chunk).seq.set(0);
+        (*chunk).live.set(0);
+        (*chunk).bytes.set(0);
         set_table(chunk, chunk);
     }
     chunk

@@ -159,14 +159,18 @@ fn big_blocks_freed_on_other_threads_are_accounted_exactly() {
 }
 
 #[test]
-fn an_escaped_reset_gives_back_the_chunks_that_hold_no_live_block() {
-    // Chunks from 64 KiB (doubling): 40 blocks of 10 KiB span the first
-    // chunk and three more (64, 128 and 256 KiB). Block 20 is kept. The
-    // second 64 KiB chunk goes back as soon as its last block is freed; at
-    // the reset, so does the current 256 KiB one: only the first chunk
-    // (which holds the checkpoint) and the kept block's 128 KiB chunk stay
-    // in use, the latter to its end (chunk granularity).
-    let arena = Arena::builder().chunk_size(64 << 10).build().unwrap();
+fn chunks_leave_the_chain_when_their_last_block_dies_and_an_escape_pins_only_its_chunk() {
+    use bumper::__testing::{ChunkKind, for_each_chunk};
+    // 40 blocks of 10 KiB span several 64 KiB-and-up chunks. Block 20 is
+    // kept, the others freed oldest first: every chunk whose blocks all died
+    // leaves the chain at once, the current one rewinds to its start, and
+    // only the home chunk (which holds the arena's own bookkeeping and the
+    // checkpoint), the kept block's chunk and the current one stay.
+    let arena = Arena::builder()
+        .chunk_size(64 << 10)
+        .escape_policy(bumper::EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let cp = arena.checkpoint();
     let kept = with_bumper(&arena, || {
         let mut blocks: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; 10 << 10]).collect();
@@ -174,23 +178,35 @@ fn an_escaped_reset_gives_back_the_chunks_that_hold_no_live_block() {
         drop(blocks);
         kept
     });
-    let before = arena.stats();
-    assert!(before.bytes_in_use >= 300 << 10, "{before}");
-    let report = arena.reset_to(cp);
-    assert_eq!(report.escaped_blocks, 1);
-    let after = arena.stats();
+    let k = kept.as_ptr() as usize;
+    let mut chain = Vec::with_capacity(16);
+    let mut pinned = 0;
+    for_each_chunk(&arena, |c| {
+        let holds_kept = k >= c.base && k < c.base + c.size;
+        if holds_kept {
+            pinned = c.size;
+        }
+        if matches!(c.kind, ChunkKind::Chain) {
+            chain.push((c.base, c.size, holds_kept));
+        }
+    });
+    // Besides home and current, only the kept block's chunk may stay.
     assert!(
-        after.bytes_in_use <= 64 * 1024 + 12 * 10240,
-        "the dead chunks stayed in use: before {before}\nafter {after}"
+        chain.iter().all(|c| c.2) && chain.len() <= 1,
+        "{chain:x?} {k:#x}"
     );
-    // The current chunk's 15 dead blocks, and exactly what left the use.
-    assert!(report.reclaimed_bytes >= 150 << 10, "{report}");
+    let before = arena.stats();
+    let report = arena.reset_to(cp);
+    assert_eq!((report.escaped_blocks, report.escaped_bytes), (1, 10 << 10));
+    let after = arena.stats();
+    // The escape pins its own chunk (to its end), no more.
+    assert!(after.bytes_in_use <= (64 << 10) + pinned as u64, "{after}");
     assert_eq!(
         report.reclaimed_bytes,
         before.bytes_in_use - after.bytes_in_use
     );
     assert!(kept.iter().all(|&b| b == 20));
-    // Once the kept block is freed, the next reset gives its chunk back too.
+    // Once the kept block is freed, its chunk leaves the chain too.
     drop(kept);
     assert!(arena.reset().is_clean());
     assert_eq!(arena.stats().bytes_in_use, 0);

@@ -114,6 +114,8 @@ impl ArenaCore {
             let n = (*this).lane_count();
             let home = (*this).home;
             let map_len = (*this).map_len;
+            // No handle and no lane use the list any more.
+            (*(*this).checkpoints.data_ptr()).free();
             for i in (0..n).rev() {
                 let lane = (*this).lanes[i].load(Ordering::Acquire);
                 (*lane).release_chunks();

@@ -71,11 +71,17 @@ impl ArenaCore {
         &self.spill_lane
     }
 
-    /// Starts the first region of this thread on a lane it just claimed.
+    /// Starts the first region of this thread on a lane it just claimed:
+    /// catches up with the checkpoints, and takes in the blocks freed while
+    /// no thread held the lane (a result dropped after its region ended
+    /// takes the remote path).
     fn entered<'a>(&self, lane: &'a Lane) -> &'a Lane {
         // SAFETY: the calling thread just took the lane's claim.
         unsafe {
             lane.depth().set(1);
+            // Before any new mark: a mark above dead blocks would keep their
+            // memory until its checkpoint is reset.
+            lane.drain();
             if lane.seen_gen() != self.generation() {
                 self.sync_lane(lane);
             }

@@ -3,7 +3,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ArenaCore, OwnRegions};
-use crate::checkpoints::ResetOrder;
+use crate::checkpoints::{CheckpointList, ResetOrder};
 use crate::error::ResetError;
 use crate::lane::{LaneStats, SiteTally};
 use crate::report::{AllocSite, ResetReport, SiteCount};
@@ -25,26 +25,36 @@ impl ArenaCore {
             return 0;
         };
         self.bump_generation();
-        // The caller's own lane gets its boundary now; other lanes when they
+        // The caller's own lane gets its mark now; other lanes when they
         // next sync (they cannot have allocated in between without syncing
-        // unless they were busy, which only makes their boundary later).
+        // unless they were busy, which only makes their mark later).
+        self.sync_own_lanes(&checkpoints, tid);
+        serial
+    }
+
+    /// Forgets a checkpoint without resetting (its token was dropped). The
+    /// lanes of thread `tid`'s regions drop its mark now (its blocks join the
+    /// enclosing piece, which may then be empty and rewind); other lanes
+    /// when they next sync.
+    pub(crate) fn discard(&self, serial: u64, tid: u64) {
+        if serial == 0 {
+            return;
+        }
+        let mut checkpoints = self.checkpoints.lock();
+        if checkpoints.remove(serial) {
+            self.bump_generation();
+            self.sync_own_lanes(&checkpoints, tid);
+        }
+    }
+
+    /// Syncs the lanes thread `tid` holds for its regions with the list.
+    fn sync_own_lanes(&self, checkpoints: &CheckpointList, tid: u64) {
         for i in 0..self.lane_count() {
             let lane = self.lane(i);
             if lane.owner() == tid {
                 // SAFETY: this thread holds the lane for one of its regions.
-                unsafe { lane.sync(&checkpoints, self.generation()) };
+                unsafe { lane.sync(checkpoints, self.generation()) };
             }
-        }
-        serial
-    }
-
-    /// Forgets a checkpoint without resetting (its token was dropped).
-    pub(crate) fn discard(&self, serial: u64) {
-        if serial == 0 {
-            return;
-        }
-        if self.checkpoints.lock().remove(serial) {
-            self.bump_generation();
         }
     }
 
@@ -139,9 +149,17 @@ impl ArenaCore {
         let checkpoints = self.checkpoints.lock();
         let mut sum = LaneStats::default();
         let n = self.lane_count();
+        let generation = self.generation();
         let busy = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
             // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
-            let s = unsafe { lane.stats() };
+            let s = unsafe {
+                // Discarded checkpoints' marks go first: they may hold up
+                // memory that is dead already.
+                if lane.seen_gen() != generation {
+                    lane.sync(&checkpoints, generation);
+                }
+                lane.stats()
+            };
             sum.allocs += s.allocs;
             sum.bytes += s.bytes;
             sum.in_use += s.in_use;
@@ -186,6 +204,26 @@ impl ArenaCore {
             trimmed_bytes: load(&c.trimmed),
             active_checkpoints: active,
         }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl ArenaCore {
+    /// Calls `f` with every chunk of the lanes thread `tid` can claim (see
+    /// `bumper::__testing::for_each_chunk`). Returns the summed retained
+    /// capacity of those lanes.
+    pub(crate) fn for_each_chunk_info(
+        &self,
+        tid: u64,
+        mut f: impl FnMut(crate::lane::ChunkInfo),
+    ) -> usize {
+        let _checkpoints = self.checkpoints.lock();
+        let mut target = 0usize;
+        self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
+            // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
+            target = target.saturating_add(unsafe { lane.chunk_infos(&mut f) });
+        });
+        target
     }
 }
 

@@ -1,11 +1,11 @@
-//! The chunk chain of a lane: moving to a new or spare chunk, moving back
-//! (after tip frees or a reset), logical positions, and giving chunks back
-//! to the space.
+//! The chunk chain of a lane: moving to a new or spare chunk, the spare
+//! chunks and the retained capacity, and giving chunks back to the space.
 //!
-//! A lane's chunks form a chain through `ChunkHeader::prev`, newest first.
-//! A chunk's first data byte sits at the logical position where its
-//! predecessor's used part ended (`base_pos`). Chunks above the bump
-//! position wait on the lane's spare list (linked through `prev` too).
+//! A lane's chunks form a chain through `ChunkHeader::prev`/`next`, oldest
+//! first; each gets a sequence number (`seq`) when it joins, larger than
+//! every earlier one, so that positions in the chain compare as
+//! `(seq, address)`. Chunks that hold no block wait on the lane's spare
+//! list (linked through `prev`), smallest first.
 //!
 //! Every function here is owner only: it is called only from the lane's
 //! owner-only methods, whose callers hold the claim.
@@ -13,8 +13,11 @@
 use core::ptr;
 use core::sync::atomic::Ordering;
 
+use super::marks::Counts;
+use super::pieces::{set_first, used_of};
 use super::{Lane, MAX_CHUNK, granule};
-use crate::chunk::{ChunkHeader, HEADER};
+use crate::arena_core::Retain;
+use crate::chunk::{ChunkHeader, HEADER, SLAB};
 use crate::guard_mode;
 use crate::space;
 
@@ -47,73 +50,119 @@ impl Lane {
         }
     }
 
-    /// Moves to a chunk with room for the request: a spare one if it fits,
-    /// else a new one from the space (within the arena's capacity).
+    /// Moves to a chunk with room for the request: a spare one if one fits
+    /// and is not much larger than a new chunk would be, else a new one from
+    /// the space (within the arena's capacity).
     pub(super) fn refill(&self, size: usize, align: usize) -> bool {
         let pad = if align > HEADER { align } else { 0 };
-        let need = match HEADER
-            .checked_add(granule(size))
-            .and_then(|n| n.checked_add(pad))
-        {
-            Some(n) => n,
-            None => return false,
+        let Some(data) = granule(size).checked_add(pad) else {
+            return false;
         };
-        let spare = self.take_spare(need);
+        let Some(need) = data.checked_add(HEADER) else {
+            return false;
+        };
+        let want = need.max(self.next_chunk_size());
+        // A spare much larger than what is wanted (a spike's) would stay the
+        // working chunk for good: at most twice the size of a new chunk, or
+        // the capacity the arena was built to start with.
+        let max = space::class_for(want)
+            .map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2))
+            .max(self.core().initial_capacity);
+        let spare = self.take_spare_within(need, max, false);
         if !spare.is_null() {
             // SAFETY: a spare chunk is this lane's and not in the chain.
             unsafe { self.switch_to(spare) };
+            self.trim_spares(self.retain_target());
             return true;
         }
-        let want = need.max(self.next_chunk.get());
+        // Chunks that died since the last refill wait as spares for it:
+        // what it did not reuse goes back now (invariant R2).
+        self.trim_spares(self.retain_target());
         let chunk = self
             .core()
             .acquire_chunk(want, self as *const Lane as *mut Lane);
         if chunk.is_null() {
             return false;
         }
-        self.next_chunk
-            .set((self.next_chunk.get().saturating_mul(2)).min(MAX_CHUNK));
         // SAFETY: the chunk was just acquired for this lane.
         unsafe { self.switch_to(chunk) };
         true
     }
 
-    /// Appends `chunk` to the chain and makes it current.
+    /// The size of the next new chunk: twice the bytes of the live blocks
+    /// in the chain (rounded up to a power of two), from the arena's chunk
+    /// size to [`MAX_CHUNK`]. A lane whose blocks stay live takes chunks
+    /// about twice as large each time (few refills for a large live set);
+    /// one whose blocks die keeps taking chunks of the arena's chunk size,
+    /// even when a few of them live long enough to keep older chunks in the
+    /// chain. Walks the chain's pieces: refills are rare.
+    fn next_chunk_size(&self) -> usize {
+        self.flush();
+        let live = usize::try_from(self.chain_counts().bytes).unwrap_or(usize::MAX);
+        live.saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(MAX_CHUNK)
+            .clamp(self.base_chunk, MAX_CHUNK.max(self.base_chunk))
+    }
+
+    /// Makes `chunk` the newest chunk of the chain and the current one. The
+    /// chunk that was current stays in the chain, unless it holds no live
+    /// block any more.
     ///
     /// # Safety
-    /// `chunk` belongs to this lane and is not in its chain.
+    /// `chunk` belongs to this lane and is in no list.
     unsafe fn switch_to(&self, chunk: *mut ChunkHeader) {
-        let pos = self.pos();
         let old = self.chunk.get();
         if !old.is_null() {
-            self.leave_chunk(old);
-            // SAFETY: the lane's current chunk, which just left that role.
-            self.below_used
-                .set(self.below_used.get() + unsafe { used_of(old) });
+            self.flush();
+            self.note_peak();
+            // SAFETY: the lane's current chunk, which leaves that role.
+            unsafe {
+                (*old).fill.set(self.bump.get().addr() - old as usize);
+                self.below_used.set(self.below_used.get() + used_of(old));
+            }
         }
         // SAFETY: guaranteed by the caller.
-        let size = unsafe {
+        unsafe { self.join_chain(chunk) };
+        if !old.is_null() && self.chunk_is_dead(old) {
+            // Everything in it died while it was current.
+            self.release_chunk(old);
+        }
+    }
+
+    /// Appends `chunk` to the chain and makes it current, with an empty top
+    /// piece at its first data byte.
+    ///
+    /// # Safety
+    /// `chunk` belongs to this lane and is in no list; the hot counts of the
+    /// old current chunk, if any, were flushed and its `fill` recorded.
+    pub(super) unsafe fn join_chain(&self, chunk: *mut ChunkHeader) {
+        let old = self.chunk.get();
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        // SAFETY: guaranteed by the caller.
+        unsafe {
             (*chunk).prev.set(old);
-            (*chunk).base_pos.set(pos);
-            let start = (*chunk).start.get();
-            self.enter_chunk(chunk, start);
-            (*chunk).size
-        };
-        // Every chunk starts a segment of its own, so that a reset can tell
-        // which chunks hold no live block and give them back.
-        self.flush_top();
-        let _ = self.segments().push(pos, 0, chunk as usize);
-        self.load_top();
-        self.chain_bytes.set(self.chain_bytes.get() + size);
-        self.touched.set(self.touched.get().saturating_add(size));
-        // SAFETY: as above.
-        unsafe { (*chunk).used_in.set(self.epoch.get()) };
+            (*chunk).next.set(ptr::null_mut());
+            if !old.is_null() {
+                (*old).next.set(chunk);
+            }
+            (*chunk).seq.set(seq);
+            (*chunk).marks.set(0);
+            set_first(chunk, Counts::default());
+            (*chunk).used_in.set(self.epoch.get());
+            self.chain_bytes.set(self.chain_bytes.get() + (*chunk).size);
+            self.touched
+                .set(self.touched.get().saturating_add((*chunk).size));
+            self.enter_chunk(chunk, (*chunk).start.get());
+        }
+        self.load();
     }
 
     /// Makes `chunk` current with the bump at offset `offset`.
     ///
     /// # Safety
-    /// `chunk` belongs to this lane and `offset` lies within its data.
+    /// `chunk` is in this lane's chain and `offset` lies within its data.
     pub(super) unsafe fn enter_chunk(&self, chunk: *mut ChunkHeader, offset: usize) {
         let c = chunk as usize;
         self.chunk.set(chunk);
@@ -130,316 +179,23 @@ impl Lane {
         self.high_water.set(c + offset);
     }
 
-    /// Records, before the current chunk stops being current, how far it is
-    /// used and how far it may be dirty.
-    fn leave_chunk(&self, chunk: *mut ChunkHeader) {
-        self.note_high_water();
-        let c = chunk as usize;
-        let bump = self.bump.get().addr();
-        // SAFETY: `chunk` is this lane's current chunk.
-        unsafe {
-            (*chunk).fill.set(bump - c);
-        }
-    }
-
-    /// Folds the current bump into the high-water mark, the chunk's dirty
-    /// mark and the peak.
-    pub(super) fn note_high_water(&self) {
-        let chunk = self.chunk.get();
-        if chunk.is_null() {
-            return;
-        }
-        let bump = self.bump.get().addr();
-        let high = self.high_water.get().max(bump);
-        self.high_water.set(high);
-        let c = chunk as usize;
-        // SAFETY: `chunk` is this lane's current chunk.
-        unsafe {
-            let dirty = (high - c).max((*chunk).clean_from.get());
-            (*chunk).clean_from.set(dirty);
-            let top = self.below_used.get()
-                + (high - ChunkHeader::data(chunk)) as u64
-                + self.side_bytes.get();
-            if top > self.peak.get() {
-                self.peak.set(top);
+    /// The chunk memory this lane keeps after a reset: about 1.1 times the
+    /// largest need of the last resets (as AutoscalingAllocBuffer.jl does),
+    /// at least the arena's initial capacity, at most its bound.
+    pub(super) fn retain_target(&self) -> usize {
+        let core = self.core();
+        match core.retain {
+            Retain::All => usize::MAX,
+            Retain::Auto { max } => {
+                let need = self
+                    .needs
+                    .iter()
+                    .map(core::cell::Cell::get)
+                    .max()
+                    .unwrap_or(0);
+                let target = need.saturating_add(need / 10);
+                target.max(core.initial_capacity).min(max)
             }
-        }
-    }
-
-    /// Logical position of the bump pointer (bytes in use by this lane).
-    pub(super) fn pos(&self) -> u64 {
-        let chunk = self.chunk.get();
-        if chunk.is_null() {
-            return 0;
-        }
-        let bump = self.bump.get().addr();
-        // SAFETY: `chunk` is this lane's current chunk.
-        unsafe { (*chunk).base_pos.get() + (bump - ChunkHeader::data(chunk)) as u64 }
-    }
-
-    /// Logical position of an address inside one of this lane's chained
-    /// chunks.
-    ///
-    /// # Safety
-    /// `addr` lies in the data of a chunk of this lane's chain (for example,
-    /// it is a live block of this lane).
-    pub(super) unsafe fn pos_of(&self, addr: usize) -> u64 {
-        let cur = self.chunk.get();
-        let chunk = if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
-            cur
-        } else {
-            // SAFETY: the address is in one of this lane's chunks, so inside
-            // the space.
-            unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) }
-        };
-        debug_assert!(!chunk.is_null(), "a live block's chunk is live");
-        // SAFETY: the block is live, so its chunk is live and in this lane's chain.
-        unsafe { (*chunk).base_pos.get() + (addr - ChunkHeader::data(chunk)) as u64 }
-    }
-
-    /// Recomputes `top_floor` and `retreat_at` after the current chunk or
-    /// the top segment changed.
-    pub(super) fn refresh_floor(&self) {
-        let chunk = self.chunk.get();
-        if self.tracking {
-            // Every free of a tracked block must mark its header: no block
-            // is freed on the fast path, and none at the tip.
-            self.top_floor.set(usize::MAX);
-            self.retreat_at.set(0);
-            return;
-        }
-        if chunk.is_null() {
-            self.top_floor.set(0);
-            self.retreat_at.set(0);
-            return;
-        }
-        // SAFETY: `chunk` is this lane's current chunk.
-        let (data, base, prev) = unsafe {
-            (
-                ChunkHeader::data(chunk),
-                (*chunk).base_pos.get(),
-                (*chunk).prev.get(),
-            )
-        };
-        let start = self.top_start.get();
-        let floor = if start > base {
-            data + (start - base) as usize
-        } else {
-            data
-        };
-        self.top_floor.set(floor);
-        // Moving back to the previous chunk is possible only if the top
-        // segment reaches into it.
-        self.retreat_at.set(if !prev.is_null() && start <= base {
-            data
-        } else {
-            0
-        });
-    }
-
-    /// The current chunk became empty through frees at the tip, and the top
-    /// segment reaches into the previous chunk: continue there, and keep this
-    /// chunk as a spare. Without this, a loop that frees everything it
-    /// allocates but never resets would take a new chunk every time it
-    /// crossed a chunk boundary.
-    #[cold]
-    pub(super) fn retreat(&self) {
-        let chunk = self.chunk.get();
-        self.note_high_water();
-        self.flush_top();
-        // SAFETY: the current chunk belongs to this lane.
-        let base = unsafe { (*chunk).base_pos.get() };
-        // The chunk's own segment is empty (its first block was freed at the
-        // tip): drop it, or the lane cannot go back.
-        if !self.segments().pop_chunk_top(chunk as usize, base) {
-            self.load_top();
-            return;
-        }
-        // SAFETY: the current chunk and its predecessor (non-null, or
-        // `retreat_at` would be 0) belong to this lane.
-        unsafe {
-            let prev = (*chunk).prev.get();
-            self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
-            self.push_spare(chunk);
-            self.below_used.set(self.below_used.get() - used_of(prev));
-            self.enter_chunk(prev, (*prev).fill.get());
-        }
-        self.load_top();
-    }
-
-    /// Bytes used in the chain: what lies below the bump pointers, chunk by
-    /// chunk (positions may have gaps where chunks were given back), kept as
-    /// `below_used` plus the current chunk's part.
-    pub(super) fn used_bytes(&self) -> u64 {
-        let used = self.below_used.get() + self.current_used();
-        #[cfg(debug_assertions)]
-        assert_eq!(
-            used,
-            self.walked_used_bytes(),
-            "the used bytes below the current chunk are out of step"
-        );
-        used
-    }
-
-    /// [`Lane::used_bytes`], summed over the chain, to check the count.
-    #[cfg(debug_assertions)]
-    fn walked_used_bytes(&self) -> u64 {
-        let mut total = 0u64;
-        let cur = self.chunk.get();
-        let mut c = cur;
-        while !c.is_null() {
-            // SAFETY: chain chunks of this lane.
-            unsafe {
-                let end = if c == cur {
-                    self.bump.get().addr() - c as usize
-                } else {
-                    (*c).fill.get()
-                };
-                total += end.saturating_sub((*c).start.get()) as u64;
-                c = (*c).prev.get();
-            }
-        }
-        total
-    }
-
-    /// Bytes used in the current chunk (below the bump pointer).
-    pub(super) fn current_used(&self) -> u64 {
-        let c = self.chunk.get();
-        if c.is_null() {
-            return 0;
-        }
-        // SAFETY: the lane's current chunk.
-        let data = unsafe { ChunkHeader::data(c) };
-        self.bump.get().addr().saturating_sub(data) as u64
-    }
-
-    /// Takes the chunks that hold no live block, as the segment stack tells,
-    /// out of the chain and makes them spares.
-    pub(super) fn release_dead_chunks(&self) {
-        // A tracking lane's list of block headers runs through every chunk
-        // of its chain, dead blocks included, down to the oldest: a chunk
-        // taken out of the middle and reused would put other data in that
-        // list. Its dead chunks wait for a reset to rewind over them.
-        if self.tracking || !self.segments().may_hold_dead_chunks() {
-            return;
-        }
-        let cur = self.chunk.get();
-        let mut found = [(0usize, 0u64); 16];
-        let mut n = 0;
-        for d in self.segments().dead_chunks() {
-            if n == found.len() {
-                break;
-            }
-            found[n] = d;
-            n += 1;
-        }
-        for &(id, first_start) in &found[..n] {
-            // Find the chunk in the chain, and the chunk above it.
-            let mut above: *mut ChunkHeader = ptr::null_mut();
-            let mut c = cur;
-            while !c.is_null() && c as usize != id {
-                above = c;
-                // SAFETY: chain chunks of this lane.
-                c = unsafe { (*c).prev.get() };
-            }
-            if c.is_null() || above.is_null() || c == self.home {
-                continue;
-            }
-            // SAFETY: `c` and `above` are chain chunks of this lane; `c` is
-            // not the current chunk (`above` is not null).
-            unsafe {
-                let prev = (*c).prev.get();
-                // Only a chunk whose first segment starts at its own start:
-                // no older segment reaches into it. And never the first chunk.
-                if prev.is_null() || (*c).base_pos.get() != first_start {
-                    continue;
-                }
-                (*above).prev.set(prev);
-                self.below_used.set(self.below_used.get() - used_of(c));
-                if self.core().guard {
-                    let data = ChunkHeader::data(c);
-                    let dirty = c as usize + (*c).clean_from.get();
-                    guard_mode::reclaim(c, c.cast::<u8>().wrapping_add(data - c as usize), dirty);
-                }
-                self.chain_bytes.set(self.chain_bytes.get() - (*c).size);
-                self.push_spare(c);
-            }
-            self.segments().drop_chunk(id);
-        }
-    }
-
-    /// Moves the bump pointer back to logical position `pos`, parking the
-    /// chunks above it on the spare list, and returns the position it
-    /// reached. In guard mode, everything above the new bump pointer is
-    /// poisoned and protected. No block at or above `pos` may be live.
-    ///
-    /// Positions have a gap wherever chunks left the chain (dead chunks go
-    /// back as soon as their last block is freed). If `pos` lies in such a
-    /// gap, or starts the chunk right above one, the bump pointer goes to the
-    /// end of the chunk below the gap when `lower` allows it (the caller
-    /// then starts the top segment there: nothing lives in the gap), and
-    /// otherwise to the start of the chunk above it.
-    pub(super) fn rewind(&self, pos: u64, lower: bool) -> u64 {
-        let mut chunk = self.chunk.get();
-        if chunk.is_null() {
-            return pos;
-        }
-        self.note_high_water();
-        let guarded = self.core().guard;
-        let original = chunk;
-        // SAFETY: every chunk in the chain belongs to this lane; the chain
-        // ends at the home chunk (or the first chunk), whose base is 0; no
-        // block above `pos` is live (the reset that calls this checked).
-        unsafe {
-            // `>=`: a chunk that starts exactly at `pos` holds nothing below
-            // it, so the lane goes back to the end of the previous one, and a
-            // big chunk taken at the very start does not stay current.
-            while (*chunk).base_pos.get() >= pos {
-                let prev = (*chunk).prev.get();
-                if prev.is_null() || (!lower && (*prev).base_pos.get() + used_of(prev) < pos) {
-                    break;
-                }
-                if guarded {
-                    let data = ChunkHeader::data(chunk);
-                    let dirty = chunk as usize + (*chunk).clean_from.get();
-                    guard_mode::reclaim(
-                        chunk,
-                        chunk.cast::<u8>().wrapping_add(data - chunk as usize),
-                        dirty,
-                    );
-                }
-                self.chain_bytes.set(self.chain_bytes.get() - (*chunk).size);
-                if chunk != original {
-                    self.below_used.set(self.below_used.get() - used_of(chunk));
-                }
-                self.push_spare(chunk);
-                chunk = prev;
-            }
-            let base = (*chunk).base_pos.get();
-            // Where the chunk's content ends: a chunk below the current one
-            // ends at its fill, the current one at the bump pointer.
-            let used = if chunk == original {
-                self.current_used()
-            } else {
-                used_of(chunk)
-            };
-            // At most the chunk's end (the gap case with `lower`), at least
-            // its start (the gap case without).
-            let reached = pos.clamp(base, base + used);
-            debug_assert!(lower || reached >= pos, "a rewind went below its target");
-            let offset = (*chunk).start.get() + (reached - base) as usize;
-            if chunk != original {
-                self.below_used.set(self.below_used.get() - used_of(chunk));
-                self.enter_chunk(chunk, offset);
-            } else {
-                self.bump.set(chunk.cast::<u8>().wrapping_add(offset));
-            }
-            if guarded {
-                let dirty = (chunk as usize + (*chunk).clean_from.get()).max(self.high_water.get());
-                let usable = guard_mode::reclaim(chunk, self.bump.get(), dirty);
-                self.limit.set(usable);
-            }
-            reached
         }
     }
 
@@ -526,10 +282,6 @@ impl Lane {
         self.spare.set(kept_head);
         if released > 0 && !self.core.is_null() {
             self.core().chunks_released(released);
-            // Chunks taken from now on start again at the arena's chunk
-            // size: after a spike, a loop that needs a little more than it
-            // kept must not take (and then give back) a spike-sized chunk.
-            self.next_chunk.set(self.base_chunk);
         }
         released
     }
@@ -568,12 +320,6 @@ impl Lane {
                 (*prev).prev.set(chunk);
             }
         }
-    }
-
-    /// Takes the smallest spare chunk of at least `need` bytes off the spare
-    /// list, or returns null.
-    pub(super) fn take_spare(&self, need: usize) -> *mut ChunkHeader {
-        self.take_spare_within(need, usize::MAX, false)
     }
 
     /// Takes a spare chunk of `need` to `max` bytes off the spare list, the
@@ -621,7 +367,8 @@ impl Lane {
     /// Only for arena destruction: the arena's handle is gone, no block of
     /// the lane is live, and no thread can reach the lane any more.
     pub(crate) unsafe fn release_chunks(&self) -> usize {
-        self.note_high_water();
+        self.note_peak();
+        self.marks().free();
         // SAFETY: nothing else can use the lane (caller contract).
         let mut total = unsafe { self.release_spares() };
         self.for_each_side(|c| {
@@ -677,14 +424,4 @@ impl Lane {
         let owner = unsafe { (*chunk).owner.load(Ordering::Relaxed) };
         ptr::eq(owner.cast::<Lane>(), self)
     }
-}
-
-/// Bytes used in a chunk that is not the current one: its `fill` past its
-/// `start`.
-///
-/// # Safety
-/// `c` is a chunk of a lane the calling thread holds.
-unsafe fn used_of(c: *mut ChunkHeader) -> u64 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (*c).fill.get().saturating_sub((*c).start.get()) as u64 }
 }

@@ -9,27 +9,40 @@
 //! |---|---|
 //! | `mod.rs` | the lane's state; bumping, local frees and growth in place (the hot paths) |
 //! | `claim.rs` | the owner claim: which thread may touch the owner-only state |
-//! | `chain.rs` | the chunk chain: new, spare and previous chunks, positions, release |
+//! | `marks.rs` | the marks (checkpoints and floors) that cut chunks into pieces: pure bookkeeping |
+//! | `pieces.rs` | live counts per piece: frees off the fast path, and giving back chunks that die |
+//! | `chain.rs` | the chunk chain: new and spare chunks, the retained capacity |
 //! | `remote.rs` | frees from other threads: the lock-free remote list |
-//! | `resets.rs` | checkpoint boundaries on this lane, resets and snapshots |
-//! | `segments.rs` | the segment stack: pure bookkeeping behind resets |
+//! | `resets.rs` | checkpoints on this lane, resets and snapshots |
+//! | `side.rs` | large blocks in chunks of their own |
+//! | `tracked.rs` | allocation sites of blocks, for escape reports |
 //!
 //! # Ownership
 //!
 //! Only the thread holding the lane's claim (see `claim.rs`) reads or writes
-//! the owner-only state: every `Cell` and the segment stack. Every method
-//! that touches it and is visible outside this module is an `unsafe fn`
-//! whose safety contract is "owner only"; the private helpers are called only
-//! from those. The fields other threads touch (`owner`, `remote`) are atomics.
+//! the owner-only state: every `Cell`, the marks, and the `Cell`s of the
+//! lane's chunk headers. Every method that touches it and is visible outside
+//! this module is an `unsafe fn` whose safety contract is "owner only"; the
+//! private helpers are called only from those. The fields other threads
+//! touch (`owner`, `remote`) are atomics.
 //!
-//! # Positions
+//! # Liveness (SAFETY.md, "Reclamation")
 //!
-//! Every byte a lane hands out has a *logical position*: chunks are chained,
-//! and a chunk's first data byte sits at the position where its predecessor's
-//! used part ended. Positions only grow while blocks are live, so a checkpoint
-//! is a position, and "allocated after the checkpoint" means "at or above that
-//! position". The segment stack (`segments.rs`) counts live blocks between
-//! checkpoints; the counts of its top segment are kept in hot cells.
+//! The lane's *chain* is the list of chunks it bumps through, oldest first;
+//! the newest is the *current* chunk, where the bump pointer is. Marks
+//! (`marks.rs`) cut each chunk into *pieces*, and every piece counts its live
+//! blocks exactly; the *top piece* (the current chunk's last) keeps its
+//! counts in the hot cells `top_live`/`top_bytes`. From those counts alone:
+//!
+//! - when the top piece holds no live block, the bump pointer goes back to
+//!   where it starts (`floor`), at the free that emptied it;
+//! - when any other chunk of the chain holds no live block, it leaves the
+//!   chain at once (`pieces.rs`);
+//! - a reset reclaims everything above its checkpoint's mark if nothing there
+//!   is live, and otherwise everything above the highest live piece.
+//!
+//! A free finds its piece from the block's address alone (the chunk table,
+//! then the chunk's marks), so nothing moves under a free from any thread.
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr;
@@ -43,15 +56,18 @@ use crate::space;
 
 mod chain;
 mod claim;
+mod marks;
+mod pieces;
 mod remote;
 mod resets;
-mod segments;
 mod side;
 mod tracked;
 
 pub(crate) use claim::Claim;
+use marks::Marks;
 pub(crate) use resets::LaneStats;
-use segments::SegmentStack;
+#[cfg(feature = "fault-injection")]
+pub use resets::{ChunkInfo, ChunkKind};
 pub(crate) use tracked::SiteTally;
 
 /// Largest alignment served from an arena; larger requests spill.
@@ -76,24 +92,25 @@ pub(crate) struct Lane {
     // the instructions of four plain adds to memory (callgrind, `small`).
     /// Next free byte; null when the lane has no chunk.
     bump: Cell<*mut u8>,
+    /// Live blocks of the top piece (the current chunk from `floor` up).
     top_live: Cell<u64>,
     /// End of the usable part of the current chunk; 0 when there is none.
     limit: Cell<usize>,
+    /// Bytes of those blocks.
     top_bytes: Cell<u64>,
     /// Blocks in the current chunk at or above this address belong to the
-    /// top segment.
+    /// top piece and are freed on the fast path: `floor`, or `usize::MAX` in
+    /// a lane that records allocation sites (every free then marks a header).
     top_floor: Cell<usize>,
     /// Allocation requests served (allocations and reallocations).
     allocs: Cell<u64>,
-    /// First data byte of the current chunk if a free there should move the
-    /// lane back to the previous chunk (see [`Lane::retreat`]); else 0.
-    retreat_at: Cell<usize>,
+    /// Highest value `bump` had since the peak was last noted (see
+    /// [`Lane::note_peak`]): the memory below it may be dirty.
+    high_water: Cell<usize>,
     /// Bytes requested by those calls.
     bytes: Cell<u64>,
-    /// Highest value `bump` had before it last moved down in this chunk.
-    high_water: Cell<usize>,
     /// Requests of at least this many bytes get a chunk of their own (see
-    /// `side.rs`). Immutable.
+    /// `side.rs`): a quarter of the arena's chunk size. Immutable.
     large_from: usize,
     /// The fast path bumps only requests below this size: `large_from`, or
     /// 0 when the lane records allocation sites (every request then takes
@@ -102,47 +119,48 @@ pub(crate) struct Lane {
 
     // ---- warm: slow paths (owner only) ----
     chunk: Cell<*mut ChunkHeader>,
-    /// Address from which the current chunk was known to be zero on entry.
+    /// Address from which the current chunk was known to be zero.
     entry_clean: Cell<usize>,
-    /// Logical start of the top segment.
-    top_start: Cell<u64>,
+    /// Where the top piece starts: the newest mark, if it lies in the current
+    /// chunk, or the current chunk's first data byte.
+    floor: Cell<usize>,
     /// Nesting depth of regions of the owning thread on this lane.
     depth: Cell<u32>,
     /// Highest checkpoint serial this lane has taken into account.
     seen_serial: Cell<u64>,
     /// Generation of the checkpoint list last synced with.
     seen_gen: Cell<u64>,
-    /// Chunks above the bump position, kept for reuse (linked by `prev`).
+    /// The sequence number the next chunk to join the chain gets.
+    next_seq: Cell<u64>,
+    /// Chunks kept for reuse, holding no block (linked by `prev`), sorted
+    /// by size.
     spare: Cell<*mut ChunkHeader>,
-    /// Size of the next chunk to ask the space for.
-    next_chunk: Cell<usize>,
     peak: Cell<u64>,
     /// Side chunks holding one live large block each (see `side.rs`),
-    /// linked through `side_next`/`prev`.
+    /// linked through `next`/`prev`.
     side: Cell<*mut ChunkHeader>,
     side_live: Cell<u64>,
     side_bytes: Cell<u64>,
     side_chunk_bytes: Cell<usize>,
-    /// Bytes of the chunks in the chain (the current one and those below).
+    /// Bytes of the chunks in the chain.
     chain_bytes: Cell<usize>,
     /// Bytes used in the chunks of the chain below the current one (their
-    /// `fill` past their `start`): with the current chunk's part, what the
-    /// chain holds, whatever gaps positions have where chunks left it.
+    /// `fill` past their `start`).
     below_used: Cell<u64>,
     /// The chunk memory the loop since the last reset used: what the chain
     /// and the live large blocks held after that reset, plus every chunk
     /// taken into use since (a chunk taken twice counts twice, which errs on
-    /// the side of keeping it).
+    /// the side of keeping it): the need recorded at the next reset.
     touched: Cell<usize>,
     /// Resets so far: the loop a chunk was last used in (`used_in`).
     epoch: Cell<u64>,
-    /// The arena's chunk size: where chunk growth starts again after a trim.
+    /// The arena's chunk size: the smallest chunk a refill takes.
     base_chunk: usize,
     /// The needs of the last [`NEEDS`] resets (a ring), for the retained
     /// capacity.
     needs: [Cell<usize>; NEEDS],
     needs_next: Cell<usize>,
-    segments: UnsafeCell<SegmentStack>,
+    marks: UnsafeCell<Marks>,
 
     // ---- shared ----
     owner: CachePadded<AtomicU64>,
@@ -151,15 +169,14 @@ pub(crate) struct Lane {
 
     // ---- immutable after construction ----
     core: *const ArenaCore,
-    /// The chunk that hosts this lane's own memory (never released before the
-    /// arena is destroyed); null when the lane lives in mapped memory.
+    /// The chunk that hosts this lane's own memory (never given back to the
+    /// space before the arena is destroyed); null when the lane lives in
+    /// mapped memory.
     home: *mut ChunkHeader,
     /// A stand-in lane with no memory: every request spills.
     spill_only: bool,
     /// Records the allocation site of every block (`track_sites`).
     tracking: bool,
-    /// The newest tracked block's header (see `tracked.rs`).
-    tracked: Cell<*mut tracked::Tracked>,
 }
 
 // The claim is transferred with acquire/release operations on `owner`; the
@@ -172,8 +189,14 @@ unsafe impl Sync for Lane {}
 unsafe impl Send for Lane {}
 
 impl Lane {
-    /// A lane with no memory yet.
-    pub(crate) const fn new(core: *const ArenaCore, first_chunk: usize, spill_only: bool) -> Lane {
+    /// A lane with no memory yet. `chunk_size` is the arena's.
+    pub(crate) const fn new(core: *const ArenaCore, chunk_size: usize, spill_only: bool) -> Lane {
+        // A quarter of the chunk size and up is large (ArenaBuilder's docs).
+        let large_from = if chunk_size / 4 > 8 {
+            chunk_size / 4
+        } else {
+            8
+        };
         Lane {
             bump: Cell::new(ptr::null_mut()),
             limit: Cell::new(0),
@@ -183,25 +206,16 @@ impl Lane {
             allocs: Cell::new(0),
             bytes: Cell::new(0),
             high_water: Cell::new(0),
-            retreat_at: Cell::new(0),
-            large_from: if first_chunk / 4 > SLAB {
-                first_chunk / 4
-            } else {
-                SLAB
-            },
-            bump_max: if first_chunk / 4 > SLAB {
-                first_chunk / 4
-            } else {
-                SLAB
-            },
+            large_from,
+            bump_max: large_from,
             chunk: Cell::new(ptr::null_mut()),
             entry_clean: Cell::new(0),
-            top_start: Cell::new(0),
+            floor: Cell::new(0),
             depth: Cell::new(0),
             seen_serial: Cell::new(0),
             seen_gen: Cell::new(0),
+            next_seq: Cell::new(1),
             spare: Cell::new(ptr::null_mut()),
-            next_chunk: Cell::new(first_chunk),
             peak: Cell::new(0),
             side: Cell::new(ptr::null_mut()),
             side_live: Cell::new(0),
@@ -211,17 +225,16 @@ impl Lane {
             below_used: Cell::new(0),
             touched: Cell::new(0),
             epoch: Cell::new(0),
-            base_chunk: first_chunk,
+            base_chunk: chunk_size,
             needs: [const { Cell::new(0) }; NEEDS],
             needs_next: Cell::new(0),
-            segments: UnsafeCell::new(SegmentStack::new()),
+            marks: UnsafeCell::new(Marks::new()),
             owner: CachePadded::new(AtomicU64::new(0)),
             remote: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             core,
             home: ptr::null_mut(),
             spill_only,
             tracking: false,
-            tracked: Cell::new(ptr::null_mut()),
         }
     }
 
@@ -236,10 +249,10 @@ impl Lane {
         place: *mut Lane,
         core: *const ArenaCore,
         home: *mut ChunkHeader,
-        first_chunk: usize,
+        chunk_size: usize,
         spill_only: bool,
     ) {
-        let mut lane = Lane::new(core, first_chunk, spill_only);
+        let mut lane = Lane::new(core, chunk_size, spill_only);
         lane.home = home;
         // SAFETY: the caller passes a fully written core.
         if !core.is_null() && unsafe { (*core).track_sites } {
@@ -251,11 +264,7 @@ impl Lane {
             place.write(lane);
             if !home.is_null() {
                 (*home).owner.store(place.cast(), Ordering::Release);
-                (*place).enter_chunk(home, (*home).start.get());
-                (*place).refresh_floor();
-                (*place).chain_bytes.set((*home).size);
-                (*place).segments().set_top_chunk(home as usize);
-                (*place).touched.set((*home).size);
+                (*place).join_chain(home);
             }
         }
     }
@@ -361,9 +370,10 @@ impl Lane {
     }
 
     /// The slow path of [`Lane::try_alloc`]: catches up with checkpoints
-    /// taken by other threads, gives a large block a chunk of its own, moves
-    /// to a spare or new chunk, and allocates there; zeroes the block if
-    /// `zeroed`. `grows`: the block is the new place of one that `realloc`
+    /// taken by other threads, gives a large block a chunk of its own, takes
+    /// in the blocks other threads freed (which may empty the top piece),
+    /// moves to a spare or new chunk, and allocates there; zeroes the block
+    /// if `zeroed`. `grows`: the block is the new place of one that `realloc`
     /// (or an allocator handle's `grow`) moves because it grew, so a large
     /// one gets room to grow again in place (see `side.rs`). Returns null if
     /// the caller must spill.
@@ -395,6 +405,13 @@ impl Lane {
         // SAFETY: owner only, as the caller.
         let mut p = unsafe { self.try_alloc(size, align) };
         if p.is_null() && self.extend_limit(size, align) {
+            // SAFETY: as above.
+            p = unsafe { self.try_alloc(size, align) };
+        }
+        // Frees from other threads count as live until they are taken in:
+        // take them in before asking for more memory (invariant R3).
+        // SAFETY: as above.
+        if p.is_null() && unsafe { self.drain() } {
             // SAFETY: as above.
             p = unsafe { self.try_alloc(size, align) };
         }
@@ -436,11 +453,8 @@ impl Lane {
     // freeing and resizing by the owner
     // ------------------------------------------------------------------
 
-    /// Frees a block in the top segment of the current chunk, if it is one
-    /// (and not the first block of a chunk the lane may move back from).
-    /// Rewinds the bump pointer when the block is the last one allocated.
-    /// Returns false if the caller must take [`Lane::free_local`] or
-    /// [`Lane::free_remote`].
+    /// Frees a block of the top piece, if it is one. Returns false if the
+    /// caller must take [`Lane::free_local`] or [`Lane::free_remote`].
     ///
     /// # Safety
     /// Owner only (or a spill-only lane: its range is empty, so nothing is
@@ -456,29 +470,29 @@ impl Lane {
         false
     }
 
-    /// Frees a block in the top segment of the current chunk. If it was the
-    /// last block, the bump pointer moves back over it; if that empties a
-    /// chunk the lane may move back from, the lane does (see
-    /// [`Lane::retreat`]).
+    /// Frees a block of the top piece. The bump pointer moves back over the
+    /// block if it was the last one allocated, and back to the piece's
+    /// floor if the piece holds no live block any more (invariant R1).
     #[inline(always)]
     fn free_top(&self, ptr: *mut u8, size: usize) {
         let rounded = granule(size);
-        debug_assert!(self.top_live.get() > 0, "a free in an empty top segment");
-        self.top_live.set(self.top_live.get().wrapping_sub(1));
+        debug_assert!(self.top_live.get() > 0, "a free in an empty top piece");
+        let live = self.top_live.get().wrapping_sub(1);
+        self.top_live.set(live);
         self.top_bytes
             .set(self.top_bytes.get().wrapping_sub(rounded as u64));
-        let bump = self.bump.get().addr();
-        if ptr.addr().wrapping_add(rounded) == bump {
-            if bump > self.high_water.get() {
-                self.high_water.set(bump);
-            }
-            self.bump.set(ptr);
-            // Only a free at the tip can bring the bump pointer back to the
-            // chunk's first byte.
-            if ptr.addr() == self.retreat_at.get() {
-                self.retreat();
-            }
+        let bump = self.bump.get();
+        let back = if live == 0 {
+            self.bump.get().with_addr(self.top_floor.get())
+        } else if ptr.addr().wrapping_add(rounded) == bump.addr() {
+            ptr
+        } else {
+            return;
+        };
+        if bump.addr() > self.high_water.get() {
+            self.high_water.set(bump.addr());
         }
+        self.bump.set(back);
     }
 
     /// Frees a block of this lane from the owning thread.
@@ -496,22 +510,18 @@ impl Lane {
     }
 
     /// Accounts for a freed block of this lane that the fast path did not
-    /// take: one in its chain (current chunk or an older one) or a large
-    /// block in a side chunk.
+    /// take: one in its chain (below the top piece, or in an older chunk)
+    /// or a large block in a side chunk.
     ///
     /// # Safety
-    /// `block` is a live block of this lane, of `rounded` bytes.
+    /// Owner only; `block` is a live block of this lane, of `rounded` bytes.
     unsafe fn free_elsewhere(&self, block: *mut u8, rounded: u64) {
-        let addr = block.addr();
-        let cur = self.chunk.get();
-        if cur.is_null() || addr < cur as usize || addr >= self.limit.get() {
-            // SAFETY: the block is live, so inside the space.
-            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) };
-            // SAFETY: a live block's chunk is live.
-            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
-                self.free_side(chunk, rounded);
-                return;
-            }
+        // SAFETY: a live block lies in one of this lane's live chunks.
+        let chunk = unsafe { self.chunk_of(block.addr()) };
+        // SAFETY: as above.
+        if unsafe { (*chunk).side.get() } {
+            self.free_side(chunk, rounded);
+            return;
         }
         let rounded = if self.tracking {
             // SAFETY: every block of a tracking lane's chain has a header.
@@ -519,46 +529,36 @@ impl Lane {
         } else {
             rounded
         };
-        // SAFETY: a live block of this lane's chain.
-        let pos = unsafe { self.pos_of(addr) };
-        self.account_free(pos, rounded);
+        // SAFETY: a live block of this lane's chain, in `chunk`.
+        unsafe { self.account_free(chunk, block.addr(), rounded) };
     }
 
-    /// Decrements the counters of the segment holding position `pos`.
-    fn account_free(&self, pos: u64, rounded: u64) {
-        if pos >= self.top_start.get() {
-            self.top_live.set(self.top_live.get().wrapping_sub(1));
-            self.top_bytes
-                .set(self.top_bytes.get().wrapping_sub(rounded));
-            return;
+    /// The chunk of one of this lane's live blocks.
+    ///
+    /// # Safety
+    /// `addr` lies in a live chunk of this lane.
+    #[inline]
+    unsafe fn chunk_of(&self, addr: usize) -> *mut ChunkHeader {
+        let cur = self.chunk.get();
+        if !cur.is_null() && addr >= cur as usize && addr < self.limit.get() {
+            return cur;
         }
-        if self.segments().account_free(pos, rounded) {
-            // The last live block of an older chunk's segment: if the whole
-            // chunk is dead, it goes back to the spares now, not at the next
-            // reset, so a long loop that frees what it allocates (in any
-            // order) keeps reusing a few chunks.
-            self.release_dead_chunks();
+        // SAFETY: the address is in a live chunk, so inside the space.
+        let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(addr)) };
+        if chunk.is_null() {
+            crate::sys::fatal("a live block's chunk is not live (double free?)");
         }
+        chunk
     }
 
     /// Tries to resize a block of this lane in place. Growth is allowed only
-    /// for the last block, and only if it lies in the top segment (at or
-    /// above the innermost checkpoint); shrinking always succeeds.
+    /// for the last block, and only if it lies in the top piece (at or above
+    /// the newest mark: the innermost checkpoint or a floor); shrinking
+    /// always succeeds.
     ///
     /// # Safety
     /// Owner only; `ptr` is a live block of this lane of `old` bytes.
     pub(crate) unsafe fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
-        if self.tracking {
-            // A tracked block keeps its header's size: only large blocks,
-            // which have none, resize in place.
-            // SAFETY: the block is live, so inside the space.
-            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(ptr.addr())) };
-            // SAFETY: a live block's chunk is live.
-            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
-                return self.realloc_side(chunk, ptr.addr(), old, new);
-            }
-            return false;
-        }
         let old_rounded = granule(old);
         let new_rounded = granule(new);
         let a = ptr.addr();
@@ -584,39 +584,31 @@ impl Lane {
                     .wrapping_sub(old_rounded as u64),
             );
         } else {
-            // SAFETY: the block is live, so inside the space.
-            let chunk = unsafe { space::chunk_of(ptr::without_provenance::<u8>(a)) };
-            // SAFETY: a live block's chunk is live.
-            if !chunk.is_null() && unsafe { (*chunk).side.get() } {
+            // SAFETY: a live block lies in one of this lane's live chunks.
+            let chunk = unsafe { self.chunk_of(a) };
+            // SAFETY: as above.
+            if unsafe { (*chunk).side.get() } {
                 return self.realloc_side(chunk, a, old, new);
             }
-            if new_rounded > old_rounded {
+            // A tracked block keeps its header's size: only large blocks,
+            // which have none, resize in place.
+            if self.tracking || new_rounded > old_rounded {
                 return false;
             }
-            // SAFETY: a live block of this lane is in its chain.
-            let pos = unsafe { self.pos_of(a) };
-            if pos >= self.top_start.get() {
-                self.top_bytes.set(
-                    self.top_bytes
-                        .get()
-                        .wrapping_sub((old_rounded - new_rounded) as u64),
-                );
-            } else {
-                self.segments()
-                    .account_shrink(pos, (old_rounded - new_rounded) as u64);
-            }
+            // SAFETY: a live block of this lane's chain, in `chunk`.
+            unsafe { self.account_shrink(chunk, a, (old_rounded - new_rounded) as u64) };
         }
         self.allocs.set(self.allocs.get().wrapping_add(1));
         self.bytes.set(self.bytes.get().wrapping_add(new as u64));
         true
     }
 
-    /// The segment stack.
+    /// The marks.
     #[allow(clippy::mut_from_ref)]
-    fn segments(&self) -> &mut SegmentStack {
+    fn marks(&self) -> &mut Marks {
         // SAFETY: only the owner reaches this (every caller is an owner-only
         // method), and no caller keeps the reference across another call
         // that takes it.
-        unsafe { &mut *self.segments.get() }
+        unsafe { &mut *self.marks.get() }
     }
 }

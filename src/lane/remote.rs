@@ -57,11 +57,12 @@ impl Lane {
         }
     }
 
-    /// Accounts for the blocks other threads freed.
+    /// Accounts for the blocks other threads freed. Returns whether there
+    /// were any.
     ///
     /// # Safety
     /// Owner only: the calling thread holds the lane's claim.
-    pub(crate) unsafe fn drain(&self) {
+    pub(crate) unsafe fn drain(&self) -> bool {
         let mut head = self.remote.load(Ordering::Relaxed);
         // Take the list, but never reopen a closed one: frees of a dropped
         // arena's blocks must keep taking the orphan path.
@@ -73,12 +74,15 @@ impl Lane {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.drain_list(head);
-                    return;
+                    // SAFETY: owner only (caller contract); the list was just
+                    // taken.
+                    unsafe { self.drain_list(head) };
+                    return true;
                 }
                 Err(h) => head = h,
             }
         }
+        false
     }
 
     /// Drains the remote list and closes it: later remote frees take the
@@ -88,10 +92,15 @@ impl Lane {
     /// Owner only: the calling thread holds the lane's claim.
     pub(crate) unsafe fn close(&self) {
         let head = self.remote.swap(CLOSED, Ordering::AcqRel);
-        self.drain_list(head);
+        // SAFETY: owner only (caller contract); the list was just taken.
+        unsafe { self.drain_list(head) };
     }
 
-    fn drain_list(&self, mut head: *mut u8) {
+    /// Frees every block of the list at `head`.
+    ///
+    /// # Safety
+    /// Owner only, and the list is one taken off `remote`.
+    unsafe fn drain_list(&self, mut head: *mut u8) {
         while !head.is_null() && head != CLOSED {
             // SAFETY: every node was written by `free_remote` before the
             // release CAS that published it; our acquire swap synchronises.
@@ -103,7 +112,8 @@ impl Lane {
                     (link, head.cast::<usize>().add(1).read())
                 }
             };
-            // SAFETY: the node was a live block of this lane.
+            // SAFETY: the node was a live block of this lane, and this thread
+            // holds the lane (caller contract of `drain` and `close`).
             unsafe { self.free_elsewhere(head, rounded as u64) };
             head = next;
         }

@@ -7,11 +7,12 @@
 //! And a big buffer that escapes pins only its own chunk, never the small
 //! blocks around it.
 //!
-//! Side blocks are not in the segment stack. Each side chunk records the
-//! newest checkpoint serial the lane knew when the block was allocated, so a
-//! reset of checkpoint `s` counts the live side blocks with a serial at least
-//! `s` as escaped (and they stay valid), without moving the bump pointer
-//! because of them. Their live count and bytes are kept per lane.
+//! Side blocks are in no piece of the chain. Each side chunk records (in its
+//! `seq`) the newest checkpoint serial the lane knew when the block was
+//! allocated, so a reset of checkpoint `s` counts the live side blocks with
+//! a serial at least `s` as escaped (and they stay valid), without moving
+//! the bump pointer because of them. Their live count and bytes are kept per
+//! lane.
 //!
 //! Every function here is owner only.
 
@@ -98,6 +99,9 @@ impl Lane {
         let factor = if roomiest { GROWTH_SPARE } else { 2 };
         let max = space::class_for(need).map_or(usize::MAX, |c| (SLAB << c).saturating_mul(factor));
         let mut chunk = self.take_spare_within(need, max, roomiest);
+        // Spares beyond the retained capacity go back now (invariant R2),
+        // after this request had its pick and before it takes a new chunk.
+        self.trim_spares(self.retain_target());
         if chunk.is_null() {
             chunk = self
                 .core()
@@ -132,7 +136,7 @@ impl Lane {
                 (*chunk).clean_from.set(end);
             }
             (*chunk).side.set(true);
-            (*chunk).side_serial.set(self.seen_serial.get());
+            (*chunk).seq.set(self.seen_serial.get());
             (*chunk).side_site.set(if self.tracking {
                 crate::sites::capture()
             } else {
@@ -143,23 +147,23 @@ impl Lane {
             (*chunk).fill.set(offset + rounded);
             self.side_chunk_bytes
                 .set(self.side_chunk_bytes.get() + (*chunk).size);
-            self.touched
-                .set(self.touched.get().saturating_add((*chunk).size));
             (*chunk).used_in.set(self.epoch.get());
             (*chunk).prev.set(ptr::null_mut());
             let head = self.side.get();
-            (*chunk).side_next.set(head);
+            (*chunk).next.set(head);
             if !head.is_null() {
                 (*head).prev.set(chunk);
             }
         }
+        // SAFETY: as above.
+        let chunk_size = unsafe { (*chunk).size };
+        self.touched
+            .set(self.touched.get().saturating_add(chunk_size));
+        // The bytes in use go up by the block: note the peak before.
+        self.note_peak();
         self.side.set(chunk);
         self.side_live.set(self.side_live.get() + 1);
         self.side_bytes.set(self.side_bytes.get() + rounded as u64);
-        let in_use = self.pos() + self.side_bytes.get();
-        if in_use > self.peak.get() {
-            self.peak.set(in_use);
-        }
         self.allocs.set(self.allocs.get().wrapping_add(1));
         self.bytes.set(self.bytes.get().wrapping_add(size as u64));
         p
@@ -168,20 +172,21 @@ impl Lane {
     /// Frees the block of side chunk `chunk`, of `rounded` bytes: the chunk
     /// leaves the side list and becomes a spare.
     pub(super) fn free_side(&self, chunk: *mut ChunkHeader, rounded: u64) {
+        self.note_peak();
         // SAFETY: `chunk` is one of this lane's side chunks, in its list.
         unsafe {
             let prev = (*chunk).prev.get();
-            let next = (*chunk).side_next.get();
+            let next = (*chunk).next.get();
             if prev.is_null() {
                 self.side.set(next);
             } else {
-                (*prev).side_next.set(next);
+                (*prev).next.set(next);
             }
             if !next.is_null() {
                 (*next).prev.set(prev);
             }
             (*chunk).side.set(false);
-            (*chunk).side_next.set(ptr::null_mut());
+            (*chunk).next.set(ptr::null_mut());
             (*chunk).start.set(HEADER);
             self.side_chunk_bytes
                 .set(self.side_chunk_bytes.get() - (*chunk).size);
@@ -229,6 +234,8 @@ impl Lane {
             // the OS refuses to lift that: move instead.
             return false;
         }
+        // The bytes in use change: note the peak before.
+        self.note_peak();
         // SAFETY: as above.
         unsafe {
             if end - c > clean {
@@ -256,11 +263,11 @@ impl Lane {
             // SAFETY: side chunks of this lane, each holding one live block
             // that starts at its data offset.
             unsafe {
-                if serial.is_none_or(|s| (*c).side_serial.get() >= s) {
+                if serial.is_none_or(|s| (*c).seq.get() >= s) {
                     blocks += 1;
                     bytes += ((*c).fill.get() - (*c).start.get()) as u64;
                 }
-                c = (*c).side_next.get();
+                c = (*c).next.get();
             }
         }
         (blocks, bytes)
@@ -271,7 +278,7 @@ impl Lane {
         let mut c = self.side.get();
         while !c.is_null() {
             // SAFETY: side chunks of this lane.
-            let next = unsafe { (*c).side_next.get() };
+            let next = unsafe { (*c).next.get() };
             f(c);
             c = next;
         }

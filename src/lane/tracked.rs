@@ -1,9 +1,12 @@
 //! Tracked blocks, for escape reports that say where: in an arena built with
 //! `track_sites(true)`, every block of the bump chain is preceded by a
-//! header that records its allocation site and whether it is live, and the
-//! headers form a list, newest first. A reset that finds escapes walks the
-//! list down to its checkpoint and tallies the live blocks by site. Large
-//! blocks record their site in their chunk's header.
+//! header that records its allocation site, whether it is live, and how far
+//! the next header is. Headers follow each other without gaps from a chunk's
+//! first data byte up to its used end, and every mark lies at a header
+//! (marks are taken at the bump pointer, which moves by whole records), so a
+//! reset that finds escapes walks the headers from its checkpoint's mark up
+//! and tallies the live blocks by site. Large blocks record their site in
+//! their chunk's header.
 //!
 //! Tracking lanes take the slow path for every allocation and every free,
 //! and grow no block in place; arenas that do not track pay nothing.
@@ -11,13 +14,14 @@
 use core::ptr;
 
 use super::{Lane, granule};
+use crate::chunk::ChunkHeader;
 use crate::sites;
 
-/// The header in front of every tracked block.
+/// The header at the start of every tracked record: the header, padding for
+/// the block's alignment, the distance back from the block to the header
+/// (in the word right before the block), and the block.
 #[repr(C)]
 pub(crate) struct Tracked {
-    /// The next older tracked block's header, or null.
-    prev: *mut Tracked,
     site: u32,
     live: u32,
     /// Bytes the block occupies in the bump chain, header and padding
@@ -27,8 +31,9 @@ pub(crate) struct Tracked {
     size: u64,
 }
 
-/// Bytes in front of every tracked block.
-pub(super) const TRACKED: usize = core::mem::size_of::<Tracked>();
+/// Bytes in front of every tracked block, at least: the header and the
+/// distance back to it.
+pub(super) const TRACKED: usize = core::mem::size_of::<Tracked>() + 8;
 const _: () = assert!(TRACKED == 32);
 
 /// Sites a reset tallies on one lane; the rest go to site 0.
@@ -95,21 +100,22 @@ impl Lane {
                 let end = block.wrapping_add(rounded);
                 if end <= self.limit.get() && end >= block {
                     let p = bump.wrapping_add(block - start);
-                    let header = p.wrapping_sub(TRACKED).cast::<Tracked>();
+                    let header = bump.cast::<Tracked>();
                     self.bump.set(bump.wrapping_add(end - start));
                     // Live and escaped bytes count the block, not its header.
                     self.count_alloc(size, rounded);
-                    // SAFETY: `[header, end)` was just bumped for this block.
+                    // SAFETY: `[header, end)` was just bumped for this block;
+                    // the header and the word before the block do not
+                    // overlap (`block >= start + TRACKED`).
                     unsafe {
                         header.write(Tracked {
-                            prev: self.tracked.get(),
                             site,
                             live: 1,
                             footprint: (end - start) as u64,
                             size: rounded as u64,
                         });
+                        p.wrapping_sub(8).cast::<usize>().write(block - start);
                     }
-                    self.tracked.set(header);
                     if zeroed {
                         // SAFETY: `p` is the block of `size` bytes just bumped.
                         unsafe { self.zero_fresh(p, size) };
@@ -130,44 +136,73 @@ impl Lane {
     /// # Safety
     /// `block` is a live tracked block of this lane's chain.
     pub(super) unsafe fn untrack(&self, block: *mut u8) -> u64 {
-        let header = block.wrapping_sub(TRACKED).cast::<Tracked>();
-        // SAFETY: guaranteed by the caller: the header precedes the block,
-        // in the memory the block's pointer was derived from.
+        // SAFETY: guaranteed by the caller: the word before the block holds
+        // the distance back to its header, in the memory the block's pointer
+        // was derived from.
         unsafe {
+            let back = block.wrapping_sub(8).cast::<usize>().read();
+            let header = block.wrapping_sub(back).cast::<Tracked>();
             (*header).live = 0;
             (*header).size
         }
     }
 
-    /// Tallies the live tracked blocks at or above position `start`, and
-    /// the live large blocks allocated after checkpoint `serial`.
-    pub(super) fn tally_escapes(&self, start: u64, serial: Option<u64>) -> SiteTally {
+    /// Tallies the live tracked blocks from `addr` in chain chunk `from`
+    /// up to the bump pointer, and the live large blocks allocated after
+    /// checkpoint `serial`.
+    pub(super) fn tally_escapes(
+        &self,
+        from: *mut ChunkHeader,
+        addr: usize,
+        serial: Option<u64>,
+    ) -> SiteTally {
         let mut tally = SiteTally::default();
-        let mut h = self.tracked.get();
-        while !h.is_null() {
-            // SAFETY: headers in the list precede blocks of this lane's chain.
-            let (prev, live, site, size, pos) = unsafe {
-                (
-                    (*h).prev,
-                    (*h).live,
-                    (*h).site,
-                    (*h).size,
-                    self.pos_of(h.addr() + TRACKED),
-                )
-            };
-            if pos < start {
-                break;
+        let cur = self.chunk.get();
+        let mut c = from;
+        let mut h = addr;
+        while !c.is_null() {
+            // SAFETY: chain chunks of this lane, from `from` up; the used part
+            // of each is a run of tracked records starting at `h` (a mark or
+            // the chunk's first data byte).
+            unsafe {
+                let end = if c == cur {
+                    self.bump.get().addr()
+                } else {
+                    c as usize + (*c).fill.get()
+                };
+                while h < end {
+                    let header = c
+                        .cast::<u8>()
+                        .wrapping_add(h - c as usize)
+                        .cast::<Tracked>();
+                    let (live, site, size, footprint) = (
+                        (*header).live,
+                        (*header).site,
+                        (*header).size,
+                        (*header).footprint,
+                    );
+                    if live != 0 {
+                        tally.add(site, 1, size);
+                    }
+                    if footprint == 0 {
+                        crate::sys::fatal("a tracked record of no size (internal error)");
+                    }
+                    h += footprint as usize;
+                }
+                if c == cur {
+                    break;
+                }
+                c = (*c).next.get();
+                if !c.is_null() {
+                    h = ChunkHeader::data(c);
+                }
             }
-            if live != 0 {
-                tally.add(site, 1, size);
-            }
-            h = prev;
         }
         self.for_each_side(|c| {
             // SAFETY: a side chunk of this lane.
             let (s, site, bytes) = unsafe {
                 (
-                    (*c).side_serial.get(),
+                    (*c).seq.get(),
                     (*c).side_site.get(),
                     ((*c).fill.get() - (*c).start.get()) as u64,
                 )
@@ -177,17 +212,5 @@ impl Lane {
             }
         });
         tally
-    }
-
-    /// Drops the headers of blocks at or above position `target` from the
-    /// list: a reset to `target` found them all dead.
-    pub(super) fn cut_tracked(&self, target: u64) {
-        let mut h = self.tracked.get();
-        // SAFETY: as in `tally_escapes`.
-        while !h.is_null() && unsafe { self.pos_of(h.addr() + TRACKED) } >= target {
-            // SAFETY: as above.
-            h = unsafe { (*h).prev };
-        }
-        self.tracked.set(h);
     }
 }

@@ -16,6 +16,9 @@ thread_local! {
 
 static GLOBAL_ALLOCS: AtomicU64 = AtomicU64::new(0);
 static GLOBAL_FREES: AtomicU64 = AtomicU64::new(0);
+/// `realloc` calls with a new size of 0, which `GlobalAlloc::realloc`'s
+/// contract forbids (they must never come).
+static ZERO_REALLOCS: AtomicU64 = AtomicU64::new(0);
 
 /// `System`, counting every call it serves.
 pub struct Counting;
@@ -54,6 +57,9 @@ unsafe impl GlobalAlloc for Counting {
             "the inner allocator was asked to realloc an arena pointer"
         );
         bump(&REALLOCS);
+        if new_size == 0 {
+            ZERO_REALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: the caller's `GlobalAlloc` contract is forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -92,6 +98,11 @@ pub fn count_inner<R>(f: impl FnOnce() -> R) -> (R, InnerCalls) {
 
 pub fn global_inner_frees() -> u64 {
     GLOBAL_FREES.load(Ordering::Relaxed)
+}
+
+/// `realloc` calls with a new size of 0 the inner allocator got (any thread).
+pub fn zero_size_reallocs() -> u64 {
+    ZERO_REALLOCS.load(Ordering::Relaxed)
 }
 
 /// Installs the shim over the counting allocator in a test binary.
