@@ -80,6 +80,7 @@ use std::cell::Cell;
 use std::rc::{Rc, Weak};
 use std::sync::{Condvar, Mutex};
 
+use bumper::__testing::{ChunkInfo, ChunkKind, for_each_chunk};
 use bumper::{
     Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
 };
@@ -89,22 +90,29 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
-/// Arena slots: 0 and 1 hold an `Arena`, 2 a `LockedArena`.
+/// Arena slots: 0 and 1 hold an `Arena` (1 with the smallest chunks, 64
+/// KiB, so that chunks come and go often), 2 a `LockedArena`.
 const SLOTS: usize = 3;
+/// The chunk size of slot 1's arenas.
+const SMALL_CHUNK: usize = 64 << 10;
 /// Most frames (regions and `no_escape` blocks) open at once.
-const MAX_FRAMES: usize = 48;
-/// Most `no_escape` blocks open at once (bumper tracks 64 checkpoints per
-/// arena; beyond that resets are documented to reclaim nothing, which the
-/// model does not predict).
-const MAX_NO_ESCAPE: usize = 24;
+const MAX_FRAMES: usize = 160;
+/// Most `no_escape` blocks and checkpoints open at once: past 64, which was
+/// once a fixed limit (checkpoints are tracked at any depth now).
+const MAX_NO_ESCAPE: usize = 120;
+/// Every this many operations, and after every reset, the chunks every
+/// arena holds are checked against the live blocks (SAFETY.md, R2).
+const CHUNK_CHECK_EVERY: u64 = 16;
 /// Most coroutines suspended at once.
 const MAX_COROUTINES: usize = 6;
 /// Most regions one coroutine holds at once.
 const MAX_CO_REGIONS: usize = 4;
-/// Blocks of at least this many bytes get a chunk of their own in an arena
-/// with the default chunk size (a quarter of its 256 KiB): they never pin,
-/// and are never pinned by, the bump part (`ArenaStats::large_bytes`).
-const LARGE: usize = 64 << 10;
+/// Blocks of at least a quarter of the chunk size get a chunk of their own
+/// (64 KiB with the default 256 KiB chunks): they never pin, and are never
+/// pinned by, the bump part (`ArenaStats::large_bytes`).
+fn large_from(slot: usize) -> usize {
+    if slot == 1 { SMALL_CHUNK / 4 } else { 64 << 10 }
+}
 
 // ---------------------------------------------------------------------------
 // operations
@@ -168,6 +176,19 @@ enum Op {
     /// Drops a suspended coroutine: unwinding its stack ends all of its
     /// regions, newest first.
     CoDrop(u16),
+    /// `depth` explicit checkpoints of this arena at once, each ended by its
+    /// own `NoEscapeEnd` (reset, or for every fifth dropped), so that
+    /// checkpoints nest deeper than 64.
+    Nest {
+        arena: u8,
+        depth: u8,
+    },
+    /// `count` allocations of `size` bytes in a row: enough to fill chunks,
+    /// so that chains grow and their chunks die in any order.
+    Burst {
+        count: u8,
+        size: u16,
+    },
 }
 
 struct Params {
@@ -250,13 +271,19 @@ fn op_strategy(p: &Params) -> BoxedStrategy<Op> {
     }
     let co = prop_oneof![
         5 => slot.clone().prop_map(Op::CoStart),
-        2 => (any::<u16>(), slot).prop_map(|(co, arena)| Op::CoEnter(co, arena)),
+        2 => (any::<u16>(), slot.clone()).prop_map(|(co, arena)| Op::CoEnter(co, arena)),
         5 => any::<u16>().prop_map(Op::CoLeave),
         2 => any::<u16>().prop_map(Op::CoDrop),
     ];
+    // Deep nesting, and spikes: blocks of a few MiB among the small ones.
+    let extra = prop_oneof![
+        1 => (slot, 2u8..=90).prop_map(|(arena, depth)| Op::Nest { arena, depth }),
+        2 => ((1usize << 20)..=(4 << 20)).prop_map(|size| Op::Alloc { size, align_log2: 0, zeroed: false }),
+        4 => (4u8..=40, 1000u16..=15000).prop_map(|(count, size)| Op::Burst { count, size }),
+    ];
     // 97 is the total weight of `base`: its operations keep their weights,
     // and one operation in 8 is a coroutine operation.
-    prop_oneof![97 => base, 14 => co].boxed()
+    prop_oneof![97 => base, 14 => co, 3 => extra].boxed()
 }
 
 // ---------------------------------------------------------------------------
@@ -640,8 +667,10 @@ fn inc(c: &Cell<u64>) {
 
 struct State<'h> {
     slots: [Slot; SLOTS],
-    spare_plain: Vec<Rc<Arena>>,
-    spare_locked: Vec<Rc<LockedArena>>,
+    /// Arenas made in advance to replace dropped ones, per slot.
+    spares: [Vec<Handle>; SLOTS],
+    /// The large-block threshold of every arena instance, by instance.
+    large: Vec<usize>,
     /// Live blocks, oldest (re)allocation first.
     blocks: Vec<Block>,
     frames: Vec<Frame>,
@@ -666,32 +695,43 @@ struct State<'h> {
 }
 
 fn new_handle(slot: usize) -> Handle {
-    if slot == 2 {
-        Handle::Locked(Rc::new(LockedArena::new()))
-    } else {
-        Handle::Plain(Rc::new(Arena::new()))
+    match slot {
+        2 => Handle::Locked(Rc::new(LockedArena::new())),
+        1 => Handle::Plain(Rc::new(
+            Arena::builder().chunk_size(SMALL_CHUNK).build().unwrap(),
+        )),
+        _ => Handle::Plain(Rc::new(Arena::new())),
     }
 }
 
 impl<'h> State<'h> {
     fn new(ops: &[Op], unwind: UnwindCost, helper: &'h Helper, cov: &'h Coverage) -> Self {
         // Arenas that replace dropped ones are made now: `Rc::new` allocates.
-        let drops = |kind: fn(usize) -> bool| {
+        let drops = |slot: usize| {
             ops.iter()
-                .filter(|op| matches!(op, Op::DropArena(a) if kind(*a as usize % SLOTS)))
+                .filter(|op| matches!(op, Op::DropArena(a) if *a as usize % SLOTS == slot))
                 .count()
         };
-        let n_plain = drops(|s| s != 2);
-        let n_locked = drops(|s| s == 2);
+        let n_drops: usize = (0..SLOTS).map(drops).sum();
+        let mut large = Vec::with_capacity(SLOTS + n_drops);
+        large.extend((0..SLOTS).map(large_from));
         State {
             slots: std::array::from_fn(|i| Slot::new(new_handle(i), i as u32)),
-            spare_plain: (0..n_plain).map(|_| Rc::new(Arena::new())).collect(),
-            spare_locked: (0..n_locked).map(|_| Rc::new(LockedArena::new())).collect(),
-            blocks: Vec::with_capacity(ops.len() + 1),
+            spares: std::array::from_fn(|s| (0..drops(s)).map(|_| new_handle(s)).collect()),
+            large,
+            blocks: Vec::with_capacity(
+                ops.iter()
+                    .map(|op| match op {
+                        Op::Burst { count, .. } => *count as usize,
+                        _ => 1,
+                    })
+                    .sum::<usize>()
+                    + 1,
+            ),
             frames: Vec::with_capacity(MAX_FRAMES + 1),
             regions: Vec::with_capacity(MAX_FRAMES + MAX_COROUTINES * MAX_CO_REGIONS + 1),
             cos: Vec::with_capacity(MAX_COROUTINES + 1),
-            retired: Vec::with_capacity(n_plain + n_locked + 1),
+            retired: Vec::with_capacity(n_drops + 1),
             next_id: 1,
             seq: 0,
             next_inst: SLOTS as u32,
@@ -780,7 +820,7 @@ impl<'h> State<'h> {
     fn large_of(&self, inst: u32) -> (u64, u64) {
         self.blocks
             .iter()
-            .filter(|b| b.owner == Owner::Arena(inst) && b.mem.size >= LARGE)
+            .filter(|b| b.owner == Owner::Arena(inst) && b.mem.size >= self.large[inst as usize])
             .fold((0, 0), |(n, bytes), b| {
                 (n + 1, bytes + b.mem.size.next_multiple_of(8) as u64)
             })
@@ -791,7 +831,11 @@ impl<'h> State<'h> {
     fn old_small_of(&self, inst: u32, upto: u64) -> usize {
         self.blocks
             .iter()
-            .filter(|b| b.owner == Owner::Arena(inst) && b.seq <= upto && b.mem.size < LARGE)
+            .filter(|b| {
+                b.owner == Owner::Arena(inst)
+                    && b.seq <= upto
+                    && b.mem.size < self.large[inst as usize]
+            })
             .count()
     }
 
@@ -852,6 +896,7 @@ impl<'h> State<'h> {
         );
         let s = sl.handle.stats();
         self.check_counts(&s, &sl.c, cps, when);
+        self.check_chunks(slot, false, when);
         s
     }
 
@@ -867,6 +912,54 @@ impl<'h> State<'h> {
             );
             let s = r.arena.stats().expect("held by a coroutine, so alive");
             self.check_counts(&s, &r.c, 0, when);
+        }
+    }
+
+    /// Invariant R2 of SAFETY.md, checked against the model's own live
+    /// blocks: besides its home chunk and its current chunk, every chunk an
+    /// arena's lanes hold in their chains, and every chunk of a large block,
+    /// holds a live block of that arena; and right after a reset (`reset`),
+    /// the spare chunks fit in the retained capacity.
+    fn check_chunks(&self, slot: usize, reset: bool, when: &'static str) {
+        const MAX: usize = 256;
+        let sl = &self.slots[slot];
+        let inst = sl.c.inst;
+        // Collected without allocating (a region may be active).
+        let mut chunks = [(0usize, 0usize, ChunkKind::Spare); MAX];
+        let mut n = 0;
+        let mut collect = |c: ChunkInfo| {
+            assert!(n < MAX, "{when}: more than {MAX} chunks");
+            chunks[n] = (c.base, c.size, c.kind);
+            n += 1;
+        };
+        let target = match &sl.handle {
+            Handle::Plain(a) => for_each_chunk(&**a, &mut collect),
+            Handle::Locked(a) => for_each_chunk(&**a, &mut collect),
+        };
+        let (mut held, mut spares) = (0usize, 0usize);
+        for &(base, size, kind) in &chunks[..n] {
+            match kind {
+                ChunkKind::Spare => spares += size,
+                ChunkKind::Current | ChunkKind::Home => held += size,
+                ChunkKind::Chain | ChunkKind::Large => {
+                    held += size;
+                    let live = self.blocks.iter().any(|b| {
+                        b.owner == Owner::Arena(inst)
+                            && (b.mem.ptr as usize) >= base
+                            && (b.mem.ptr as usize) < base + size
+                    });
+                    assert!(
+                        live,
+                        "{when}: slot {slot} holds a {kind:?} chunk at {base:#x} ({size} bytes) with no live block"
+                    );
+                }
+            }
+        }
+        if reset {
+            assert!(
+                spares == 0 || held + spares <= target,
+                "{when}: slot {slot} keeps {spares} bytes of spares beyond its retained capacity {target} ({held} held)"
+            );
         }
     }
 
@@ -1082,7 +1175,7 @@ impl<'h> State<'h> {
                 // chain: no reset can cut its tail, so it may grow in place
                 // whenever its chunk has room.
                 if let Some(floor) = floor
-                    && b.mem.size < LARGE
+                    && b.mem.size < self.large[inst as usize]
                 {
                     assert!(
                         b.seq > floor,
@@ -1095,9 +1188,13 @@ impl<'h> State<'h> {
             inc(&self.cov.realloc_in_place);
         } else {
             // Shrinking inside a region of the block's arena is in place,
-            // except for a large block that shrinks below `LARGE`: it moves
-            // out of its chunk of its own into the bump chain.
-            let leaves_its_chunk = b.mem.size >= LARGE && new_size < LARGE;
+            // except for a large block that shrinks below the threshold: it
+            // moves out of its chunk of its own into the bump chain.
+            let large = match b.owner {
+                Owner::Arena(inst) => self.large[inst as usize],
+                Owner::Heap => usize::MAX,
+            };
+            let leaves_its_chunk = b.mem.size >= large && new_size < large;
             assert!(
                 !(ctx_owner == b.owner && new_size <= b.mem.size && !leaves_its_chunk),
                 "shrinking {b:?} to {new_size} in its own arena moved it to {p:?}"
@@ -1170,6 +1267,7 @@ impl<'h> State<'h> {
             sl.c.escaped_bytes += bytes;
         }
         let s = self.check_arena(slot, "after a full reset");
+        self.check_chunks(slot, true, "after a full reset");
         if n == 0 {
             assert_eq!(s.bytes_in_use, 0, "a clean full reset of slot {slot}\n{s}");
             inc(&self.cov.full_resets_clean);
@@ -1193,12 +1291,10 @@ impl<'h> State<'h> {
             1 + co_users,
             "handles of slot {slot} before dropping it (the slot's and one per coroutine region)"
         );
-        let fresh = match self.slots[slot].handle {
-            Handle::Plain(_) => Handle::Plain(self.spare_plain.pop().expect("pre-made arena")),
-            Handle::Locked(_) => Handle::Locked(self.spare_locked.pop().expect("pre-made arena")),
-        };
+        let fresh = self.spares[slot].pop().expect("pre-made arena");
         let old = std::mem::replace(&mut self.slots[slot], Slot::new(fresh, self.next_inst));
         self.next_inst += 1;
+        self.large.push(large_from(slot));
         if co_users == 0 {
             let (live, _) = self.live_of(old_inst, 0);
             if live > 0 {
@@ -1385,6 +1481,7 @@ impl<'h> State<'h> {
             sl.c.escaped_bytes += bytes;
         }
         let after = self.check_arena(slot, "after no_escape");
+        self.check_chunks(slot, true, "after no_escape");
         if n == 0 {
             // Large blocks live in chunks of their own: the bump part returns
             // to its checkpoint exactly, whatever large blocks came and went,
@@ -1472,6 +1569,11 @@ fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
         let op = ops[*pc];
         *pc += 1;
         inc(&st.cov.ops);
+        if st.cov.ops.get() % CHUNK_CHECK_EVERY == 0 {
+            for slot in 0..SLOTS {
+                st.check_chunks(slot, false, "every few operations");
+            }
+        }
         match op {
             Op::Alloc {
                 size,
@@ -1510,10 +1612,16 @@ fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
                 assert_eq!(e.inst, inst);
                 st.frames.pop();
             }
-            Op::NoEscapeBegin(a) => begin_checkpoint(st, ops, pc, a, None),
+            Op::NoEscapeBegin(a) => begin_checkpoint(st, ops, pc, a, None, 1),
             Op::CheckpointBegin { arena, discard } => {
-                begin_checkpoint(st, ops, pc, arena, Some(discard))
+                begin_checkpoint(st, ops, pc, arena, Some(discard), 1)
             }
+            Op::Burst { count, size } => {
+                for _ in 0..count {
+                    st.op_alloc(size as usize, 0, false);
+                }
+            }
+            Op::Nest { arena, depth } => begin_checkpoint(st, ops, pc, arena, Some(false), depth),
             Op::LeaveRegion => {
                 if matches!(st.frames.last(), Some(Frame::Region { .. })) {
                     return;
@@ -1531,12 +1639,17 @@ fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
 /// Runs a `no_escape` block (`explicit` is `None`) or an explicit
 /// checkpoint, reset or (`Some(true)`) dropped at its end, around the
 /// following operations.
+///
+/// `nest` above 1: the operations first run inside `nest - 1` more explicit
+/// checkpoints of the same arena (reset at their end, every fifth dropped),
+/// each ended by its own `NoEscapeEnd`.
 fn begin_checkpoint(
     st: &mut State<'_>,
     ops: &[Op],
     pc: &mut usize,
     arena: u8,
     explicit: Option<bool>,
+    nest: u8,
 ) {
     let open = st
         .frames
@@ -1552,23 +1665,30 @@ fn begin_checkpoint(
     let seq = st.seq;
     let old_small = st.old_small_of(st.slots[slot].c.inst, seq);
     st.frames.push(Frame::NoEscape { slot, seq });
+    let inner = |st: &mut State<'_>, pc: &mut usize| {
+        if nest > 1 {
+            let discard = nest % 5 == 0;
+            begin_checkpoint(st, ops, pc, arena, Some(discard), nest - 1);
+        }
+        interpret(st, ops, pc);
+    };
     let report = match (&handle, explicit) {
         (Handle::Plain(h), None) => {
-            h.no_escape(|| interpret(st, ops, pc));
+            h.no_escape(|| inner(st, pc));
             None
         }
         (Handle::Locked(h), None) => {
-            h.no_escape(|| interpret(st, ops, pc));
+            h.no_escape(|| inner(st, pc));
             None
         }
         (Handle::Plain(h), Some(discard)) => {
             let cp = h.checkpoint();
-            interpret(st, ops, pc);
+            inner(st, pc);
             (!discard).then(|| h.reset_to(cp))
         }
         (Handle::Locked(h), Some(discard)) => {
             let cp = h.checkpoint();
-            interpret(st, ops, pc);
+            inner(st, pc);
             (!discard).then(|| h.reset_to(cp))
         }
     };
