@@ -305,27 +305,39 @@ fn a_long_region_that_frees_its_blocks_oldest_first_does_not_grow() {
 
 #[test]
 fn a_long_region_that_frees_largest_first_or_in_holes_does_not_grow() {
-    let arena = LockedArena::new();
-    let s = with_bumper(&arena, || {
-        let mut rng = common::Rng::new(7);
-        for round in 0..4_000usize {
-            let mut blocks: Vec<Vec<u8>> = (0..30)
-                .map(|k| vec![k as u8; 16 + rng.below(4000)])
-                .collect();
-            if round % 2 == 0 {
-                blocks.sort_by_key(|b| std::cmp::Reverse(b.len()));
+    // A ring of 48 live blocks of 16..4000 bytes in one long region; each
+    // step replaces one: the largest (largest first), or every other slot in
+    // turn (holes), or a random one. Each live block may pin its chunk (the
+    // granularity is the chunk: 256 KiB here), nothing else may stay.
+    for order in 0..3u64 {
+        let arena = LockedArena::new();
+        let (mid, end) = with_bumper(&arena, || {
+            let mut rng = common::Rng::new(7 + order);
+            let mut ring: Vec<Vec<u8>> = (0..48).map(|k| vec![k as u8; 16 + rng.below(4000)]).collect();
+            let mut mid = None;
+            for step in 0..60_000usize {
+                let i = match order {
+                    0 => (0..ring.len()).max_by_key(|&i| ring[i].len()).unwrap(),
+                    1 => (step * 2 + (step / 24) % 2) % ring.len(),
+                    _ => rng.below(ring.len()),
+                };
+                ring[i] = vec![step as u8; 16 + rng.below(4000)];
+                if step == 30_000 {
+                    mid = Some(arena.stats());
+                }
             }
-            // Holes: every other block first, then the rest.
-            let odd: Vec<Vec<u8>> = (0..blocks.len() / 2)
-                .map(|i| blocks.swap_remove(i))
-                .collect();
-            drop(odd);
-            drop(blocks);
+            (mid.unwrap(), arena.stats())
+        });
+        for s in [mid, end] {
+            // The ring's own buffer and its 48 blocks.
+            assert_eq!(s.live_blocks, 49, "order {order}: {s}");
+            assert!(
+                s.chunk_bytes <= s.live_blocks * (256 << 10) + FEW_CHUNKS,
+                "order {order}: more than a chunk per live block\n{s}"
+            );
         }
-        arena.stats()
-    });
-    assert_eq!(s.live_blocks, 0);
-    assert_bounded(&s, "a long region with holes");
+        assert!(end.chunk_bytes <= mid.chunk_bytes + FEW_CHUNKS, "order {order}: grew\n{mid}\n{end}");
+    }
 }
 
 #[test]
