@@ -313,7 +313,9 @@ fn a_long_region_that_frees_largest_first_or_in_holes_does_not_grow() {
         let arena = LockedArena::new();
         let (mid, end) = with_bumper(&arena, || {
             let mut rng = common::Rng::new(7 + order);
-            let mut ring: Vec<Vec<u8>> = (0..48).map(|k| vec![k as u8; 16 + rng.below(4000)]).collect();
+            let mut ring: Vec<Vec<u8>> = (0..48)
+                .map(|k| vec![k as u8; 16 + rng.below(4000)])
+                .collect();
             let mut mid = None;
             for step in 0..60_000usize {
                 let i = match order {
@@ -336,7 +338,10 @@ fn a_long_region_that_frees_largest_first_or_in_holes_does_not_grow() {
                 "order {order}: more than a chunk per live block\n{s}"
             );
         }
-        assert!(end.chunk_bytes <= mid.chunk_bytes + FEW_CHUNKS, "order {order}: grew\n{mid}\n{end}");
+        assert!(
+            end.chunk_bytes <= mid.chunk_bytes + FEW_CHUNKS,
+            "order {order}: grew\n{mid}\n{end}"
+        );
     }
 }
 

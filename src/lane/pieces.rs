@@ -241,9 +241,25 @@ impl Lane {
                 guard_mode::reclaim(c, c.cast::<u8>().wrapping_add(data - c as usize), dirty);
             }
         }
-        // The spares are trimmed to the retained capacity by the next
-        // refill or reset, which may reuse this chunk first.
+        self.spare_after_free(c);
+    }
+
+    /// Makes `c`, whose last block a free just released, a spare. The
+    /// spares are trimmed to the retained capacity plus one chunk the size
+    /// of the current one: a loop that frees a chunk's blocks and then fills
+    /// a chunk again reuses it without going to the space, and a spike's
+    /// chunk goes back at once. The next refill, side allocation or reset
+    /// trims to the retained capacity itself (invariant R2).
+    pub(super) fn spare_after_free(&self, c: *mut ChunkHeader) {
         self.push_spare(c);
+        let cur = self.chunk.get();
+        let slack = if cur.is_null() {
+            0
+        } else {
+            // SAFETY: the current chunk is this lane's.
+            unsafe { (*cur).size }
+        };
+        self.trim_spares(self.retain_target().saturating_add(slack));
     }
 
     /// Records, before `bytes_in_use` may go down (a chunk leaves the chain,

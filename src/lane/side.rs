@@ -199,7 +199,7 @@ impl Lane {
         }
         self.side_live.set(self.side_live.get() - 1);
         self.side_bytes.set(self.side_bytes.get() - rounded);
-        self.push_spare(chunk);
+        self.spare_after_free(chunk);
     }
 
     /// Resizes the block of side chunk `chunk` in place if the chunk has
