@@ -287,7 +287,7 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
             }
             ResetStyle::ResetEvery(k) => {
                 step();
-                if i % u64::from(k) == 0 {
+                if i.is_multiple_of(u64::from(k)) {
                     arena.reset();
                 }
             }
@@ -299,7 +299,7 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
         while live.kept.front().is_some_and(|&(_, until)| until <= i) {
             let (v, _) = live.kept.pop_front().unwrap();
             live.released += 1;
-            if p.remote_every > 0 && live.released % u64::from(p.remote_every) == 0 {
+            if p.remote_every > 0 && live.released.is_multiple_of(u64::from(p.remote_every)) {
                 live.to_helper.send(v).unwrap();
                 live.pending += 1;
             } else {
