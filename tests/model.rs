@@ -1569,7 +1569,7 @@ fn interpret(st: &mut State<'_>, ops: &[Op], pc: &mut usize) {
         let op = ops[*pc];
         *pc += 1;
         inc(&st.cov.ops);
-        if st.cov.ops.get() % CHUNK_CHECK_EVERY == 0 {
+        if st.cov.ops.get().is_multiple_of(CHUNK_CHECK_EVERY) {
             for slot in 0..SLOTS {
                 st.check_chunks(slot, false, "every few operations");
             }
@@ -1667,7 +1667,7 @@ fn begin_checkpoint(
     st.frames.push(Frame::NoEscape { slot, seq });
     let inner = |st: &mut State<'_>, pc: &mut usize| {
         if nest > 1 {
-            let discard = nest % 5 == 0;
+            let discard = nest.is_multiple_of(5);
             begin_checkpoint(st, ops, pc, arena, Some(discard), nest - 1);
         }
         interpret(st, ops, pc);
