@@ -78,8 +78,16 @@ impl CheckpointList {
     }
 
     /// Serials of the active checkpoints, oldest first.
+    #[cfg(test)]
     pub(crate) fn serials(&self) -> impl Iterator<Item = u64> + '_ {
         self.records.as_slice().iter().map(|r| r.serial)
+    }
+
+    /// Serials of the active checkpoints newer than `serial`, oldest first.
+    pub(crate) fn serials_after(&self, serial: u64) -> impl Iterator<Item = u64> + '_ {
+        let all = self.records.as_slice();
+        let from = all.partition_point(|r| r.serial <= serial);
+        all[from..].iter().map(|r| r.serial)
     }
 
     /// The newest serial ever handed out (0 before the first).

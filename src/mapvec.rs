@@ -66,6 +66,7 @@ impl<T: Copy> MapVec<T> {
 
     /// Appends `value`. Returns false, changing nothing, if the array is full
     /// and the OS refuses the memory to grow it.
+    #[inline]
     pub(crate) fn push(&mut self, value: T) -> bool {
         if self.len == self.cap && !self.grow() {
             return false;
@@ -78,6 +79,7 @@ impl<T: Copy> MapVec<T> {
 
     /// Removes the element at `index`, shifting the tail down. Does nothing
     /// if `index` is out of range.
+    #[inline]
     pub(crate) fn remove(&mut self, index: usize) {
         if index >= self.len {
             return;
@@ -92,6 +94,8 @@ impl<T: Copy> MapVec<T> {
     }
 
     /// Doubles the capacity (at least one page of elements).
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) -> bool {
         let size = core::mem::size_of::<T>().max(1);
         let page = sys::page_size();

@@ -269,9 +269,13 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
         .map(|_| arena.checkpoint())
         .collect();
     let is_spike = |i: u64| p.spike_every > 0 && i % u64::from(p.spike_every) == 3;
-    // The retained capacity remembers a spike for 8 resets.
+    // The retained capacity remembers a spike for 8 resets; without resets,
+    // a spare beyond it goes once the lane has allocated a chunk's worth
+    // (256 KiB) more.
+    let per_iteration = (u64::from(p.scratch_blocks) * (4 << p.size_log2)).max(1);
     let window = match p.scope.reset {
         ResetStyle::ResetEvery(k) => 10 * u64::from(k),
+        ResetStyle::None => 10 + (256 << 10) / per_iteration,
         _ => 10,
     };
     let mut body = |i: u64, live: &mut Live| {

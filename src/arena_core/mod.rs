@@ -270,6 +270,11 @@ impl ArenaCore {
                         (*lane0).add_spare(chunk);
                     }
                 }
+                // What was taken, chunk sizes rounded up, is the floor of
+                // the retained capacity.
+                let held = (*core_ptr).held.load(Ordering::Relaxed);
+                (*core_ptr).initial_capacity = cfg.initial_capacity.max(held);
+                (*lane0).update_retained();
             }
             (*core_ptr).lanes[0].store(lane0, Ordering::Relaxed);
             (*core_ptr).nlanes.store(1, Ordering::Release);

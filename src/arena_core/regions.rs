@@ -75,13 +75,14 @@ impl ArenaCore {
     /// catches up with the checkpoints, and takes in the blocks freed while
     /// no thread held the lane (a result dropped after its region ended
     /// takes the remote path).
+    #[inline(always)]
     fn entered<'a>(&self, lane: &'a Lane) -> &'a Lane {
         // SAFETY: the calling thread just took the lane's claim.
         unsafe {
             lane.depth().set(1);
             // Before any new mark: a mark above dead blocks would keep their
             // memory until its checkpoint is reset.
-            lane.drain();
+            lane.catch_up();
             if lane.seen_gen() != self.generation() {
                 self.sync_lane(lane);
             }

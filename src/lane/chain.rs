@@ -16,7 +16,6 @@ use core::sync::atomic::Ordering;
 use super::marks::Counts;
 use super::pieces::{set_first, used_of};
 use super::{Lane, MAX_CHUNK, granule};
-use crate::arena_core::Retain;
 use crate::chunk::{ChunkHeader, HEADER, SLAB};
 use crate::guard_mode;
 use crate::space;
@@ -72,12 +71,12 @@ impl Lane {
         if !spare.is_null() {
             // SAFETY: a spare chunk is this lane's and not in the chain.
             unsafe { self.switch_to(spare) };
-            self.trim_spares(self.retain_target());
+            self.trim_spares(self.retained.get());
             return true;
         }
         // Chunks that died since the last refill wait as spares for it:
         // what it did not reuse goes back now (invariant R2).
-        self.trim_spares(self.retain_target());
+        self.trim_spares(self.retained.get());
         let chunk = self
             .core()
             .acquire_chunk(want, self as *const Lane as *mut Lane);
@@ -179,26 +178,6 @@ impl Lane {
         self.high_water.set(c + offset);
     }
 
-    /// The chunk memory this lane keeps after a reset: about 1.1 times the
-    /// largest need of the last resets (as AutoscalingAllocBuffer.jl does),
-    /// at least the arena's initial capacity, at most its bound.
-    pub(super) fn retain_target(&self) -> usize {
-        let core = self.core();
-        match core.retain {
-            Retain::All => usize::MAX,
-            Retain::Auto { max } => {
-                let need = self
-                    .needs
-                    .iter()
-                    .map(core::cell::Cell::get)
-                    .max()
-                    .unwrap_or(0);
-                let target = need.saturating_add(need / 10);
-                target.max(core.initial_capacity).min(max)
-            }
-        }
-    }
-
     /// Calls `f` on every chunk of the lane: the chain and the spares.
     pub(super) fn for_each_chunk(&self, mut f: impl FnMut(*mut ChunkHeader)) {
         let mut c = self.chunk.get();
@@ -214,150 +193,6 @@ impl Lane {
             s = unsafe { (*s).prev.get() };
         }
         self.for_each_side(f);
-    }
-
-    /// Gives the spare chunks back to the space. Returns their total size.
-    ///
-    /// # Safety
-    /// Owner only: the calling thread holds the lane's claim.
-    pub(crate) unsafe fn release_spares(&self) -> usize {
-        self.trim_spares(0)
-    }
-
-    /// Keeps spare chunks while the lane's chunks add up to at most `target`
-    /// bytes, and gives the others back to the space: first those the loop
-    /// since the last reset used, smallest first, then the others, smallest
-    /// first. Returns the bytes given back.
-    pub(super) fn trim_spares(&self, target: usize) -> usize {
-        // Live large blocks' chunks count as held too.
-        let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
-        let epoch = self.epoch.get();
-        // Pass 1: what the spares the last loop used take of the budget.
-        let mut used_total = base;
-        let mut s = self.spare.get();
-        while !s.is_null() {
-            // SAFETY: spare chunks belong to this lane.
-            unsafe {
-                let size = (*s).size;
-                if (*s).used_in.get() == epoch && used_total.saturating_add(size) <= target {
-                    used_total += size;
-                }
-                s = (*s).prev.get();
-            }
-        }
-        // Pass 2, in one walk so that the kept list stays sorted: the used
-        // spares decided as in pass 1, the others from what it left.
-        let mut used_held = base;
-        let mut other_held = used_total;
-        let mut kept_head: *mut ChunkHeader = ptr::null_mut();
-        let mut kept_tail: *mut ChunkHeader = ptr::null_mut();
-        let mut released = 0;
-        let mut s = self.spare.get();
-        while !s.is_null() {
-            // SAFETY: spare chunks hold no live block and belong to this lane.
-            unsafe {
-                let next = (*s).prev.get();
-                let size = (*s).size;
-                let held = if (*s).used_in.get() == epoch {
-                    &mut used_held
-                } else {
-                    &mut other_held
-                };
-                if held.saturating_add(size) <= target {
-                    *held += size;
-                    (*s).prev.set(ptr::null_mut());
-                    if kept_tail.is_null() {
-                        kept_head = s;
-                    } else {
-                        (*kept_tail).prev.set(s);
-                    }
-                    kept_tail = s;
-                } else {
-                    released += size;
-                    space::release(s);
-                }
-                s = next;
-            }
-        }
-        self.spare.set(kept_head);
-        if released > 0 && !self.core.is_null() {
-            self.core().chunks_released(released);
-        }
-        released
-    }
-
-    /// Adds a chunk acquired for this lane to its spares (an arena's initial
-    /// capacity).
-    ///
-    /// # Safety
-    /// Owner only (or the lane is not reachable by any other thread yet);
-    /// `chunk` was acquired for this lane and is in no list.
-    pub(crate) unsafe fn add_spare(&self, chunk: *mut ChunkHeader) {
-        self.push_spare(chunk);
-    }
-
-    /// Puts a chunk that left the chain on the spare list, which is kept
-    /// sorted by size, smallest first: a refill then takes the smallest
-    /// spare that fits, and trimming keeps the smallest of those the last
-    /// loop used, so that a steady loop settles on chunks its size after a
-    /// spike.
-    pub(super) fn push_spare(&self, chunk: *mut ChunkHeader) {
-        // SAFETY: `chunk` and every spare chunk belong to this lane; the
-        // chunk is in no list.
-        unsafe {
-            (*chunk).fill.set((*chunk).start.get());
-            let size = (*chunk).size;
-            let mut prev: *mut ChunkHeader = ptr::null_mut();
-            let mut cur = self.spare.get();
-            while !cur.is_null() && (*cur).size < size {
-                prev = cur;
-                cur = (*cur).prev.get();
-            }
-            (*chunk).prev.set(cur);
-            if prev.is_null() {
-                self.spare.set(chunk);
-            } else {
-                (*prev).prev.set(chunk);
-            }
-        }
-    }
-
-    /// Takes a spare chunk of `need` to `max` bytes off the spare list, the
-    /// smallest one or, if `largest`, the largest one; or returns null.
-    pub(super) fn take_spare_within(
-        &self,
-        need: usize,
-        max: usize,
-        largest: bool,
-    ) -> *mut ChunkHeader {
-        // The list is sorted by size, smallest first.
-        let mut best: *mut ChunkHeader = ptr::null_mut();
-        let mut best_prev: *mut ChunkHeader = ptr::null_mut();
-        let mut prev: *mut ChunkHeader = ptr::null_mut();
-        let mut cur = self.spare.get();
-        // SAFETY: spare chunks belong to this lane.
-        unsafe {
-            while !cur.is_null() && (*cur).size <= max {
-                if (*cur).size >= need {
-                    best = cur;
-                    best_prev = prev;
-                    if !largest {
-                        break;
-                    }
-                }
-                prev = cur;
-                cur = (*cur).prev.get();
-            }
-            if !best.is_null() {
-                let next = (*best).prev.get();
-                if best_prev.is_null() {
-                    self.spare.set(next);
-                } else {
-                    (*best_prev).prev.set(next);
-                }
-            }
-        }
-        best
     }
 
     /// Gives every chunk except the home chunk back to the space. Returns

@@ -11,7 +11,8 @@
 //! | `claim.rs` | the owner claim: which thread may touch the owner-only state |
 //! | `marks.rs` | the marks (checkpoints and floors) that cut chunks into pieces: pure bookkeeping |
 //! | `pieces.rs` | live counts per piece: frees off the fast path, and giving back chunks that die |
-//! | `chain.rs` | the chunk chain: new and spare chunks, the retained capacity |
+//! | `chain.rs` | the chunk chain: moving to a new or spare chunk |
+//! | `spares.rs` | the spare chunks and the retained capacity |
 //! | `remote.rs` | frees from other threads: the lock-free remote list |
 //! | `resets.rs` | checkpoints on this lane, resets and snapshots |
 //! | `side.rs` | large blocks in chunks of their own |
@@ -61,6 +62,7 @@ mod pieces;
 mod remote;
 mod resets;
 mod side;
+mod spares;
 mod tracked;
 
 pub(crate) use claim::Claim;
@@ -133,8 +135,15 @@ pub(crate) struct Lane {
     /// The sequence number the next chunk to join the chain gets.
     next_seq: Cell<u64>,
     /// Chunks kept for reuse, holding no block (linked by `prev`), sorted
-    /// by size.
+    /// by size (see `spares.rs`).
     spare: Cell<*mut ChunkHeader>,
+    /// Their bytes.
+    spare_bytes: Cell<usize>,
+    /// The retained capacity (see `spares.rs`), set at each reset.
+    retained: Cell<usize>,
+    /// The value of `bytes` when the spares last went beyond the retained
+    /// capacity after a free, or `spares::NO_EXCESS`.
+    excess_since: Cell<u64>,
     peak: Cell<u64>,
     /// Side chunks holding one live large block each (see `side.rs`),
     /// linked through `next`/`prev`.
@@ -216,6 +225,9 @@ impl Lane {
             seen_gen: Cell::new(0),
             next_seq: Cell::new(1),
             spare: Cell::new(ptr::null_mut()),
+            spare_bytes: Cell::new(0),
+            retained: Cell::new(0),
+            excess_since: Cell::new(spares::NO_EXCESS),
             peak: Cell::new(0),
             side: Cell::new(ptr::null_mut()),
             side_live: Cell::new(0),
@@ -262,6 +274,9 @@ impl Lane {
         // SAFETY: guaranteed by the caller.
         unsafe {
             place.write(lane);
+            if !core.is_null() {
+                (*place).retained.set((*place).retain_target());
+            }
             if !home.is_null() {
                 (*home).owner.store(place.cast(), Ordering::Release);
                 (*place).join_chain(home);
@@ -481,18 +496,17 @@ impl Lane {
         self.top_live.set(live);
         self.top_bytes
             .set(self.top_bytes.get().wrapping_sub(rounded as u64));
-        let bump = self.bump.get();
-        let back = if live == 0 {
-            self.bump.get().with_addr(self.top_floor.get())
-        } else if ptr.addr().wrapping_add(rounded) == bump.addr() {
-            ptr
-        } else {
+        if live == 0 {
+            self.rewind_empty_top();
             return;
-        };
-        if bump.addr() > self.high_water.get() {
-            self.high_water.set(bump.addr());
         }
-        self.bump.set(back);
+        let bump = self.bump.get().addr();
+        if ptr.addr().wrapping_add(rounded) == bump {
+            if bump > self.high_water.get() {
+                self.high_water.set(bump);
+            }
+            self.bump.set(ptr);
+        }
     }
 
     /// Frees a block of this lane from the owning thread.

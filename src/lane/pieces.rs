@@ -104,8 +104,10 @@ impl Lane {
             .set(if self.tracking { usize::MAX } else { floor });
     }
 
-    /// The top piece holds no live block: the bump pointer goes back to its
-    /// floor (invariant R1). The fast path does the same in `free_top`.
+    /// If the top piece holds no live block, the bump pointer goes back to
+    /// its floor (invariant R1). Out of line: the fast path of a free calls
+    /// it only when the free emptied the top piece.
+    #[inline(never)]
     pub(super) fn rewind_empty_top(&self) {
         let bump = self.bump.get();
         if self.top_live.get() == 0 && bump.addr() > self.floor.get() {
@@ -114,6 +116,7 @@ impl Lane {
             }
             self.bump.set(bump.with_addr(self.floor.get()));
         }
+        self.settle_spares();
     }
 
     /// Accounts for the free of a block at `addr` in chunk `c` of the chain
@@ -140,6 +143,7 @@ impl Lane {
             if first.live == 0 {
                 self.release_chunk(c);
             }
+            self.settle_spares();
             return;
         }
         self.flush();
@@ -168,6 +172,7 @@ impl Lane {
         } else if current {
             self.rewind_empty_top();
         }
+        self.settle_spares();
     }
 
     /// Accounts for a block at `addr` in chain chunk `c`, not in the top
@@ -242,24 +247,6 @@ impl Lane {
             }
         }
         self.spare_after_free(c);
-    }
-
-    /// Makes `c`, whose last block a free just released, a spare. The
-    /// spares are trimmed to the retained capacity plus one chunk the size
-    /// of the current one: a loop that frees a chunk's blocks and then fills
-    /// a chunk again reuses it without going to the space, and a spike's
-    /// chunk goes back at once. The next refill, side allocation or reset
-    /// trims to the retained capacity itself (invariant R2).
-    pub(super) fn spare_after_free(&self, c: *mut ChunkHeader) {
-        self.push_spare(c);
-        let cur = self.chunk.get();
-        let slack = if cur.is_null() {
-            0
-        } else {
-            // SAFETY: the current chunk is this lane's.
-            unsafe { (*cur).size }
-        };
-        self.trim_spares(self.retain_target().saturating_add(slack));
     }
 
     /// Records, before `bytes_in_use` may go down (a chunk leaves the chain,

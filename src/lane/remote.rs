@@ -62,7 +62,21 @@ impl Lane {
     ///
     /// # Safety
     /// Owner only: the calling thread holds the lane's claim.
+    #[inline]
     pub(crate) unsafe fn drain(&self) -> bool {
+        if self.remote.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        // SAFETY: owner only, as the caller.
+        unsafe { self.drain_list_now() }
+    }
+
+    /// [`Lane::drain`] once the list is seen to be non-empty.
+    ///
+    /// # Safety
+    /// As for [`Lane::drain`].
+    #[inline(never)]
+    unsafe fn drain_list_now(&self) -> bool {
         let mut head = self.remote.load(Ordering::Relaxed);
         // Take the list, but never reopen a closed one: frees of a dropped
         // arena's blocks must keep taking the orphan path.
@@ -83,6 +97,19 @@ impl Lane {
             }
         }
         false
+    }
+
+    /// Takes in the blocks other threads freed, and gives back spares kept
+    /// beyond the retained capacity for long enough: what a region's entry
+    /// does first.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    #[inline]
+    pub(crate) unsafe fn catch_up(&self) {
+        // SAFETY: owner only, as the caller.
+        unsafe { self.drain() };
+        self.settle_spares();
     }
 
     /// Drains the remote list and closes it: later remote frees take the

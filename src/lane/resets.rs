@@ -70,51 +70,55 @@ impl Lane {
         // SAFETY: owner only, as the caller.
         unsafe { self.drain() };
         self.flush();
+        let mut removed = false;
         let mut i = self.marks().len();
         while i > 0 {
             i -= 1;
             let m = self.marks().all()[i];
             if m.serial != 0 && !checkpoints.is_active(m.serial) {
                 self.remove_mark(i);
+                removed = true;
             }
         }
-        // The removals may have emptied the top piece down to a lower floor:
-        // rewind before placing new marks, so that they sit as low as they
-        // can (invariant R1).
-        self.load();
-        self.rewind_empty_top();
-        let seen = self.seen_serial.get();
+        if removed {
+            // The removals may have emptied the top piece down to a lower
+            // floor: rewind before placing new marks, so that they sit as
+            // low as they can (invariant R1).
+            self.load();
+            self.rewind_empty_top();
+        }
         let c = self.chunk.get();
-        if !c.is_null() {
-            // SAFETY: the current chunk is in the chain.
-            let seq = unsafe { (*c).seq.get() };
-            for serial in checkpoints.serials() {
-                if serial > seen {
-                    let mark = Mark {
-                        serial,
-                        seq,
-                        chunk: c as usize,
-                        addr: self.bump.get().addr(),
-                        counts: Counts::default(),
-                    };
-                    // Without memory for the mark, the checkpoint is
-                    // untracked on this lane: its reset reclaims nothing
-                    // here, and its blocks count as the enclosing piece's.
-                    if self.marks().push(mark) {
-                        // SAFETY: as above.
-                        unsafe { (*c).marks.set((*c).marks.get() + 1) };
-                        self.load();
-                    }
-                }
-            }
-        }
         // A lane with no chunk has no block: marks would have nothing to
         // tell apart, and a reset of a checkpoint it has no mark for changes
         // nothing on it.
+        if !c.is_null() {
+            // SAFETY: the current chunk is in the chain.
+            let seq = unsafe { (*c).seq.get() };
+            let mut pushed = 0;
+            for serial in checkpoints.serials_after(self.seen_serial.get()) {
+                let mark = Mark {
+                    serial,
+                    seq,
+                    chunk: c as usize,
+                    addr: self.bump.get().addr(),
+                    counts: Counts::default(),
+                };
+                // Without memory for the mark, the checkpoint is untracked
+                // on this lane: its reset reclaims nothing here, and its
+                // blocks count as the enclosing piece's.
+                if self.marks().push(mark) {
+                    pushed += 1;
+                }
+            }
+            if pushed > 0 {
+                // SAFETY: as above.
+                unsafe { (*c).marks.set((*c).marks.get() + pushed) };
+                // The top piece is the newest mark's: empty, at the bump.
+                self.load();
+            }
+        }
         self.seen_serial.set(checkpoints.last_serial());
         self.seen_gen.set(generation);
-        self.load();
-        self.rewind_empty_top();
     }
 
     /// Removes mark `i`; its piece joins the piece below it in its chunk.
@@ -208,9 +212,10 @@ impl Lane {
             }
         }
         self.record_need(need);
+        self.retained.set(self.retain_target());
         self.touched
             .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
-        let trimmed = self.trim_spares(self.retain_target()) as u64;
+        let trimmed = self.trim_spares(self.retained.get()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
             reclaimed: used_before.saturating_sub(self.used_bytes()),
@@ -342,8 +347,12 @@ impl Lane {
     /// Takes every chunk above `keep` out of the chain and makes it a spare
     /// (none holds a live block or a mark). The current chunk may be among
     /// them: the caller then makes `keep` current.
+    #[inline]
     fn drop_chunks_above(&self, keep: *mut ChunkHeader) {
         let cur = self.chunk.get();
+        if cur == keep {
+            return;
+        }
         let guarded = self.core().guard;
         let mut c = cur;
         while c != keep {
@@ -368,11 +377,9 @@ impl Lane {
                 c = prev;
             }
         }
-        if cur != keep {
-            // `keep` is the newest chunk now; `resume` makes it current.
-            // SAFETY: as above.
-            unsafe { (*keep).next.set(core::ptr::null_mut()) };
-        }
+        // `keep` is the newest chunk now; `resume` makes it current.
+        // SAFETY: as above.
+        unsafe { (*keep).next.set(core::ptr::null_mut()) };
     }
 
     /// Makes chain chunk `c` (the newest) current with the bump pointer at
@@ -542,6 +549,6 @@ impl Lane {
             s = unsafe { (*s).prev.get() };
         }
         self.for_each_side(|c| f(info(c, ChunkKind::Large)));
-        self.retain_target()
+        self.retained.get()
     }
 }

@@ -101,7 +101,7 @@ impl Lane {
         let mut chunk = self.take_spare_within(need, max, roomiest);
         // Spares beyond the retained capacity go back now (invariant R2),
         // after this request had its pick and before it takes a new chunk.
-        self.trim_spares(self.retain_target());
+        self.trim_spares(self.retained.get());
         if chunk.is_null() {
             chunk = self
                 .core()

@@ -1,0 +1,239 @@
+//! A lane's spare chunks and its retained capacity.
+//!
+//! Chunks that hold no block wait on the spare list (linked through `prev`,
+//! smallest first) for the next refill or large block. How much the lane
+//! keeps is its *retained capacity*: about 1.1 times the chunk memory the
+//! loops before its last 8 resets used (AutoscalingAllocBuffer.jl's rule),
+//! at least the arena's initial capacity, at most its `max_retained`.
+//!
+//! When spares go beyond it (invariant R2, SAFETY.md):
+//! - a reset trims them to it at once;
+//! - so do a refill and a large block's allocation, after they had their
+//!   pick of the spares;
+//! - after a free that made a spare, the lane keeps the excess until it has
+//!   allocated a chunk's worth (the arena's chunk size), so that a loop that
+//!   frees a chunk and fills one again reuses it, then trims it at the next
+//!   slow path (a free off the fast path, a top piece that empties, a
+//!   region's entry).
+//!
+//! Every function here is owner only.
+
+use core::ptr;
+
+use super::Lane;
+use crate::arena_core::Retain;
+use crate::chunk::ChunkHeader;
+use crate::space;
+
+/// `Lane::excess_since` when the spares fit in the retained capacity.
+pub(super) const NO_EXCESS: u64 = u64::MAX;
+
+impl Lane {
+    /// The chunk memory this lane keeps after a reset: about 1.1 times the
+    /// largest need of the last resets (as AutoscalingAllocBuffer.jl does),
+    /// at least the arena's initial capacity, at most its bound.
+    pub(super) fn retain_target(&self) -> usize {
+        let core = self.core();
+        match core.retain {
+            Retain::All => usize::MAX,
+            Retain::Auto { max } => {
+                let need = self
+                    .needs
+                    .iter()
+                    .map(core::cell::Cell::get)
+                    .max()
+                    .unwrap_or(0);
+                let target = need.saturating_add(need / 10);
+                target.max(core.initial_capacity).min(max)
+            }
+        }
+    }
+
+    /// Recomputes the retained capacity (the arena's initial capacity was
+    /// just settled).
+    ///
+    /// # Safety
+    /// Owner only (or the lane is not reachable by any other thread yet).
+    pub(crate) unsafe fn update_retained(&self) {
+        self.retained.set(self.retain_target());
+    }
+
+    /// The chunk memory the lane holds beyond its retained capacity.
+    fn excess(&self) -> usize {
+        (self.chain_bytes.get() + self.side_chunk_bytes.get() + self.spare_bytes.get())
+            .saturating_sub(self.retained.get())
+    }
+
+    /// Makes `c`, whose last block a free just released, a spare, and notes
+    /// when the spares went beyond the retained capacity.
+    pub(super) fn spare_after_free(&self, c: *mut ChunkHeader) {
+        self.push_spare(c);
+        if self.excess_since.get() == NO_EXCESS && self.spare_bytes.get() > 0 && self.excess() > 0 {
+            self.excess_since.set(self.bytes.get());
+        }
+    }
+
+    /// On a slow path: gives back the spares beyond the retained capacity if
+    /// the lane has allocated a chunk's worth (the arena's chunk size) since
+    /// they went beyond it.
+    #[inline]
+    pub(super) fn settle_spares(&self) {
+        let since = self.excess_since.get();
+        if since != NO_EXCESS && self.bytes.get().wrapping_sub(since) >= self.base_chunk as u64 {
+            self.trim_spares_now();
+        }
+    }
+
+    #[inline(never)]
+    fn trim_spares_now(&self) {
+        self.trim_spares(self.retained.get());
+    }
+
+    /// Gives the spare chunks back to the space. Returns their total size.
+    ///
+    /// # Safety
+    /// Owner only: the calling thread holds the lane's claim.
+    pub(crate) unsafe fn release_spares(&self) -> usize {
+        self.trim_spares(0)
+    }
+
+    /// Keeps spare chunks while the lane's chunks add up to at most `target`
+    /// bytes, and gives the others back to the space: first those the loop
+    /// since the last reset used, smallest first, then the others, smallest
+    /// first. Returns the bytes given back.
+    pub(super) fn trim_spares(&self, target: usize) -> usize {
+        self.excess_since.set(NO_EXCESS);
+        // Live large blocks' chunks count as held too.
+        let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
+        let epoch = self.epoch.get();
+        // Pass 1: what the spares the last loop used take of the budget.
+        let mut used_total = base;
+        let mut s = self.spare.get();
+        while !s.is_null() {
+            // SAFETY: spare chunks belong to this lane.
+            unsafe {
+                let size = (*s).size;
+                if (*s).used_in.get() == epoch && used_total.saturating_add(size) <= target {
+                    used_total += size;
+                }
+                s = (*s).prev.get();
+            }
+        }
+        // Pass 2, in one walk so that the kept list stays sorted: the used
+        // spares decided as in pass 1, the others from what it left.
+        let mut used_held = base;
+        let mut other_held = used_total;
+        let mut kept_head: *mut ChunkHeader = ptr::null_mut();
+        let mut kept_tail: *mut ChunkHeader = ptr::null_mut();
+        let mut released = 0;
+        let mut s = self.spare.get();
+        while !s.is_null() {
+            // SAFETY: spare chunks hold no live block and belong to this lane.
+            unsafe {
+                let next = (*s).prev.get();
+                let size = (*s).size;
+                let held = if (*s).used_in.get() == epoch {
+                    &mut used_held
+                } else {
+                    &mut other_held
+                };
+                if held.saturating_add(size) <= target {
+                    *held += size;
+                    (*s).prev.set(ptr::null_mut());
+                    if kept_tail.is_null() {
+                        kept_head = s;
+                    } else {
+                        (*kept_tail).prev.set(s);
+                    }
+                    kept_tail = s;
+                } else {
+                    released += size;
+                    space::release(s);
+                }
+                s = next;
+            }
+        }
+        self.spare.set(kept_head);
+        self.spare_bytes.set(self.spare_bytes.get() - released);
+        if released > 0 && !self.core.is_null() {
+            self.core().chunks_released(released);
+        }
+        released
+    }
+
+    /// Adds a chunk acquired for this lane to its spares (an arena's initial
+    /// capacity).
+    ///
+    /// # Safety
+    /// Owner only (or the lane is not reachable by any other thread yet);
+    /// `chunk` was acquired for this lane and is in no list.
+    pub(crate) unsafe fn add_spare(&self, chunk: *mut ChunkHeader) {
+        self.push_spare(chunk);
+    }
+
+    /// Puts a chunk that left the chain on the spare list, which is kept
+    /// sorted by size, smallest first: a refill then takes the smallest
+    /// spare that fits, and trimming keeps the smallest of those the last
+    /// loop used, so that a steady loop settles on chunks its size after a
+    /// spike.
+    pub(super) fn push_spare(&self, chunk: *mut ChunkHeader) {
+        // SAFETY: `chunk` and every spare chunk belong to this lane; the
+        // chunk is in no list.
+        unsafe {
+            (*chunk).fill.set((*chunk).start.get());
+            let size = (*chunk).size;
+            self.spare_bytes.set(self.spare_bytes.get() + size);
+            let mut prev: *mut ChunkHeader = ptr::null_mut();
+            let mut cur = self.spare.get();
+            while !cur.is_null() && (*cur).size < size {
+                prev = cur;
+                cur = (*cur).prev.get();
+            }
+            (*chunk).prev.set(cur);
+            if prev.is_null() {
+                self.spare.set(chunk);
+            } else {
+                (*prev).prev.set(chunk);
+            }
+        }
+    }
+
+    /// Takes a spare chunk of `need` to `max` bytes off the spare list, the
+    /// smallest one or, if `largest`, the largest one; or returns null.
+    pub(super) fn take_spare_within(
+        &self,
+        need: usize,
+        max: usize,
+        largest: bool,
+    ) -> *mut ChunkHeader {
+        // The list is sorted by size, smallest first.
+        let mut best: *mut ChunkHeader = ptr::null_mut();
+        let mut best_prev: *mut ChunkHeader = ptr::null_mut();
+        let mut prev: *mut ChunkHeader = ptr::null_mut();
+        let mut cur = self.spare.get();
+        // SAFETY: spare chunks belong to this lane.
+        unsafe {
+            while !cur.is_null() && (*cur).size <= max {
+                if (*cur).size >= need {
+                    best = cur;
+                    best_prev = prev;
+                    if !largest {
+                        break;
+                    }
+                }
+                prev = cur;
+                cur = (*cur).prev.get();
+            }
+            if !best.is_null() {
+                self.spare_bytes.set(self.spare_bytes.get() - (*best).size);
+                let next = (*best).prev.get();
+                if best_prev.is_null() {
+                    self.spare.set(next);
+                } else {
+                    (*best_prev).prev.set(next);
+                }
+            }
+        }
+        best
+    }
+}
