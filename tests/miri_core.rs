@@ -92,3 +92,72 @@ fn orphaned_arena_is_freed_by_the_last_block() {
         s.spawn(move || drop(v));
     });
 }
+
+#[test]
+fn chunks_that_die_under_deep_checkpoints_are_freed_and_never_hold_a_live_block() {
+    // `segment_relabel_uaf.rs` of issue 15, at Miri's size: chunk switches
+    // under 63 nested checkpoints, resets and discards in between, frees in
+    // any order. Under Miri every chunk is an allocation of its own, freed
+    // when it leaves its lane: a chunk given back while a block in it is
+    // still live is a use after free here (the `b` checks below).
+    use bumper::{Checkpoint, EscapePolicy};
+    let arena = Arena::builder()
+        .chunk_size(64 << 10)
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
+    let mut cps: Vec<Checkpoint<'_>> = Vec::with_capacity(80);
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(8);
+    let b = with_bumper(&arena, || {
+        for _ in 0..63 {
+            cps.push(arena.checkpoint());
+        }
+        drop(Vec::<u8>::with_capacity(15_000));
+        drop(cps.remove(0));
+        cps.push(arena.checkpoint());
+        let f1: Vec<u8> = vec![1; 100];
+        drop(cps.remove(0));
+        cps.push(arena.checkpoint());
+        let b: Vec<u8> = vec![0x5A; 1000];
+        let g1: Vec<u8> = Vec::with_capacity(15_000);
+        let cp = cps.pop().unwrap();
+        let _ = arena.reset_to(cp);
+        let i = cps.len() - 2;
+        drop(cps.remove(i));
+        drop(Vec::<u8>::with_capacity(15_000));
+        drop(f1);
+        for _ in 0..3 {
+            kept.push(vec![0xEE; 15_000]);
+        }
+        drop(g1);
+        b
+    });
+    assert!(b.iter().all(|&x| x == 0x5A));
+    drop(cps);
+    assert!(kept.iter().all(|v| v.iter().all(|&x| x == 0xEE)));
+    drop(kept);
+    drop(b);
+    assert!(arena.reset().is_clean());
+}
+
+#[test]
+fn blocks_freed_in_any_order_across_chunks_stay_intact_until_freed() {
+    // Blocks over several 64 KiB chunks, freed every other one first, then
+    // the rest: each chunk leaves the chain at its last block's free (and is
+    // freed under Miri), never earlier. Each block is checked before its
+    // free, so a chunk given back too early is a use after free.
+    let arena = Arena::builder().chunk_size(64 << 10).build().unwrap();
+    with_bumper(&arena, || {
+        let mut blocks: Vec<Option<Vec<u8>>> = (0..60u8).map(|i| Some(vec![i; 6000])).collect();
+        for start in [1, 0] {
+            for i in (start..60).step_by(2) {
+                let b = blocks[i].take().unwrap();
+                assert!(b.iter().all(|&x| x == i as u8));
+                drop(b);
+            }
+        }
+        assert!(blocks.iter().all(Option::is_none));
+    });
+    let s = arena.stats();
+    assert_eq!(s.live_blocks, 0, "{s}");
+}

@@ -24,6 +24,7 @@
 
 use core::ops::Range;
 
+use crate::chunk::ChunkHeader;
 use crate::mapvec::MapVec;
 
 /// Live blocks and their bytes (rounded to the 8-byte granule).
@@ -50,14 +51,14 @@ impl Counts {
 }
 
 /// A position in a lane's chain, and the counts of the piece it starts.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Mark {
     /// The checkpoint's serial, or 0 for a floor.
     pub(crate) serial: u64,
     /// The sequence number of the chunk the mark lies in.
     pub(crate) seq: u64,
-    /// That chunk (an opaque id: its address).
-    pub(crate) chunk: usize,
+    /// That chunk (never read here: only the lane looks into chunks).
+    pub(crate) chunk: *mut ChunkHeader,
     /// The address the mark lies at.
     pub(crate) addr: usize,
     /// The mark's piece.
@@ -215,7 +216,7 @@ impl Marks {
         &mut self,
         seq: u64,
         next_seq: u64,
-        next: usize,
+        next: *mut ChunkHeader,
         addr: usize,
         next_first: &mut Counts,
     ) -> u32 {
@@ -260,11 +261,15 @@ impl Marks {
 mod tests {
     use super::*;
 
+    fn chunk(seq: u64) -> *mut ChunkHeader {
+        core::ptr::without_provenance_mut(seq as usize * 0x1000)
+    }
+
     fn mark(serial: u64, seq: u64, addr: usize, live: u64) -> Mark {
         Mark {
             serial,
             seq,
-            chunk: seq as usize * 0x1000,
+            chunk: chunk(seq),
             addr,
             counts: Counts {
                 live,
@@ -354,7 +359,7 @@ mod tests {
         assert!(m.chunk_is_empty(1, Counts::default()));
         assert!(!m.chunk_is_empty(3, Counts::default()));
         let mut next_first = Counts { live: 4, bytes: 32 };
-        assert_eq!(m.move_to_next(1, 3, 0x3000, 128, &mut next_first), 2);
+        assert_eq!(m.move_to_next(1, 3, chunk(3), 128, &mut next_first), 2);
         assert_eq!(next_first, Counts::default());
         let a = m.all();
         assert_eq!((a[0].seq, a[0].addr, a[0].counts.live), (3, 128, 0));

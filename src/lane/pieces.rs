@@ -229,7 +229,7 @@ impl Lane {
                 let moved = self.marks().move_to_next(
                     (*c).seq.get(),
                     (*next).seq.get(),
-                    next as usize,
+                    next,
                     ChunkHeader::data(next),
                     &mut next_first,
                 );

@@ -99,7 +99,7 @@ impl Lane {
                 let mark = Mark {
                     serial,
                     seq,
-                    chunk: c as usize,
+                    chunk: c,
                     addr: self.bump.get().addr(),
                     counts: Counts::default(),
                 };
@@ -124,7 +124,7 @@ impl Lane {
     /// Removes mark `i`; its piece joins the piece below it in its chunk.
     fn remove_mark(&self, i: usize) {
         let m = self.marks().all()[i];
-        let c = m.chunk as *mut ChunkHeader;
+        let c = m.chunk;
         // SAFETY: every mark lies in a chain chunk of this lane.
         unsafe {
             let mut first = first_of(c);
@@ -164,7 +164,7 @@ impl Lane {
                 Some(k) => {
                     let m = self.marks().all()[k];
                     From {
-                        chunk: m.chunk as *mut ChunkHeader,
+                        chunk: m.chunk,
                         addr: m.addr,
                         mark: k,
                         whole_chunk: false,
@@ -266,7 +266,7 @@ impl Lane {
     fn rewind_clean(&self, from: From) {
         while self.marks().len() > from.mark {
             let m = self.marks().all()[self.marks().len() - 1];
-            let c = m.chunk as *mut ChunkHeader;
+            let c = m.chunk;
             // SAFETY: every mark lies in a chain chunk; its piece is empty.
             unsafe { (*c).marks.set((*c).marks.get() - 1) };
             self.marks().truncate(self.marks().len() - 1);
@@ -313,7 +313,7 @@ impl Lane {
             let mark = Mark {
                 serial: 0,
                 seq: x_seq,
-                chunk: x as usize,
+                chunk: x,
                 addr: self.bump.get().addr(),
                 counts: Counts::default(),
             };

@@ -177,6 +177,22 @@ impl Lane {
     /// loop used, so that a steady loop settles on chunks its size after a
     /// spike.
     pub(super) fn push_spare(&self, chunk: *mut ChunkHeader) {
+        // Under Miri, chunks are allocations of their own (see
+        // `space/per_chunk.rs`) and a lane keeps none: a chunk that leaves
+        // use is freed, so that a block still in use in it, or a block handed
+        // out again from it, is an error Miri reports.
+        #[cfg(miri)]
+        {
+            // SAFETY: the chunk holds no live block and is in no list.
+            let size = unsafe { (*chunk).size };
+            // SAFETY: as above; this lane owns it.
+            unsafe { space::release(chunk) };
+            if !self.core.is_null() {
+                self.core().chunks_released(size);
+            }
+            return;
+        }
+        #[allow(unreachable_code)]
         // SAFETY: `chunk` and every spare chunk belong to this lane; the
         // chunk is in no list.
         unsafe {

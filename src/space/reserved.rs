@@ -1,5 +1,6 @@
-//! The address space: one large reservation made once per process, carved
-//! into power-of-two *chunks* that arenas bump-allocate from.
+//! The address space's backend outside Miri: one large reservation made
+//! once per process, carved into power-of-two *chunks* that arenas
+//! bump-allocate from.
 //!
 //! * [`owns`] is the constant-time ownership test that routes every `dealloc`
 //!   and `realloc`: a pointer inside the reservation belongs to an arena, any
@@ -19,13 +20,12 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use super::{CLASSES, class_for, parse_size};
 use crate::chunk::{self, ChunkHeader, HEADER, Owner, SLAB, SLAB_SHIFT};
 use crate::error::SpaceError;
 use crate::stats::SpaceStats;
 use crate::sys;
 
-/// Number of chunk size classes (`SLAB << 0` .. `SLAB << (CLASSES - 1)`).
-const CLASSES: usize = 40;
 /// Chunks at least this large give their memory back to the OS when released.
 const DECOMMIT_MIN: usize = 1 << 20;
 /// Free chunks smaller than [`DECOMMIT_MIN`] stay committed for quick reuse
@@ -34,11 +34,8 @@ const DECOMMIT_MIN: usize = 1 << 20;
 pub(crate) const RETAIN_CAP: usize = 64 << 20;
 
 /// Default reservation: 64 GiB of address space (no memory is committed until
-/// a chunk is used). Under Miri, a small heap allocation stands in for it.
-#[cfg(not(miri))]
+/// a chunk is used).
 const DEFAULT_RESERVE: usize = 64 << 30;
-#[cfg(miri)]
-const DEFAULT_RESERVE: usize = 16 << 20;
 
 struct Space {
     /// Address of the reservation (0 if none), for the ownership test.
@@ -107,7 +104,6 @@ fn wanted_size() -> usize {
     env_reserve().unwrap_or(DEFAULT_RESERVE)
 }
 
-#[cfg(not(miri))]
 fn env_reserve() -> Option<usize> {
     // SAFETY: the name is a NUL-terminated literal; `getenv` returns null or a
     // NUL-terminated string that we only read before returning. Reading it
@@ -119,34 +115,6 @@ fn env_reserve() -> Option<usize> {
     // SAFETY: `raw` is a valid NUL-terminated C string (see above).
     let bytes = unsafe { core::ffi::CStr::from_ptr(raw) }.to_bytes();
     parse_size(bytes)
-}
-
-#[cfg(miri)]
-fn env_reserve() -> Option<usize> {
-    None
-}
-
-/// Parses `123`, `64K`, `16M`, `64G`, `1T` (binary units).
-#[cfg_attr(miri, allow(dead_code))]
-pub(crate) fn parse_size(s: &[u8]) -> Option<usize> {
-    let (digits, shift) = match s.last()? {
-        b'k' | b'K' => (&s[..s.len() - 1], 10),
-        b'm' | b'M' => (&s[..s.len() - 1], 20),
-        b'g' | b'G' => (&s[..s.len() - 1], 30),
-        b't' | b'T' => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: usize = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add((d - b'0') as usize)?;
-    }
-    n.checked_mul(1usize << shift)
 }
 
 /// Reservations smaller than this are not retried after a refusal.
@@ -283,16 +251,6 @@ pub(crate) fn stats() -> SpaceStats {
         mprotect_calls: os[2],
         madvise_calls: os[3],
     }
-}
-
-/// The size class that holds at least `bytes`, if any.
-pub(crate) fn class_for(bytes: usize) -> Option<u8> {
-    if bytes <= SLAB {
-        return Some(0);
-    }
-    let slabs = bytes.checked_next_power_of_two()? >> SLAB_SHIFT;
-    let class = slabs.trailing_zeros() as usize;
-    (class < CLASSES).then_some(class as u8)
 }
 
 #[inline]
@@ -556,28 +514,4 @@ pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
     }
     // SAFETY: as above.
     unsafe { release_raw(chunk, class, true) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_sizes() {
-        assert_eq!(parse_size(b"65536"), Some(65536));
-        assert_eq!(parse_size(b"64K"), Some(64 << 10));
-        assert_eq!(parse_size(b"2g"), Some(2 << 30));
-        assert_eq!(parse_size(b"x"), None);
-        assert_eq!(parse_size(b"G"), None);
-        assert_eq!(parse_size(b""), None);
-    }
-
-    #[test]
-    fn classes() {
-        assert_eq!(class_for(1), Some(0));
-        assert_eq!(class_for(SLAB), Some(0));
-        assert_eq!(class_for(SLAB + 1), Some(1));
-        assert_eq!(class_for(4 * SLAB), Some(2));
-        assert_eq!(class_for(usize::MAX), None);
-    }
 }
