@@ -191,7 +191,7 @@ pub(crate) struct Lane {
 // The claim is transferred with acquire/release operations on `owner`; the
 // spill-only lanes several threads use at once are never written through
 // their `Cell`s.
-// SAFETY: the owner-only fields (every `Cell`, the segment stack) are used only
+// SAFETY: the owner-only fields (every `Cell`, the marks) are used only
 // by the claim's holder (module docs); others touch only atomics.
 unsafe impl Sync for Lane {}
 // SAFETY: as above; a lane has no thread affinity beyond its claim.
