@@ -487,7 +487,7 @@ impl Lane {
 
     /// Frees a block of the top piece. The bump pointer moves back over the
     /// block if it was the last one allocated, and back to the piece's
-    /// floor if the piece holds no live block any more (invariant R1).
+    /// floor if the piece holds no live block any more (P4 in SAFETY.md).
     #[inline(always)]
     fn free_top(&self, ptr: *mut u8, size: usize) {
         let rounded = granule(size);

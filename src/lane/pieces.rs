@@ -105,7 +105,7 @@ impl Lane {
     }
 
     /// If the top piece holds no live block, the bump pointer goes back to
-    /// its floor (invariant R1). Out of line: the fast path of a free calls
+    /// its floor (P4 in SAFETY.md). Out of line: the fast path of a free calls
     /// it only when the free emptied the top piece.
     #[inline(never)]
     pub(super) fn rewind_empty_top(&self) {
@@ -204,7 +204,7 @@ impl Lane {
     }
 
     /// Takes chunk `c`, which holds no live block and is not the current
-    /// one, out of the chain (invariant R2). Its marks (checkpoints that
+    /// one, out of the chain (P5 in SAFETY.md). Its marks (checkpoints that
     /// lie in it) move to the start of the next chunk: nothing lies between
     /// them and it any more. The chunk becomes a spare. The home chunk
     /// (which holds the lane's own memory) stays in the chain.

@@ -83,7 +83,7 @@ impl Lane {
         if removed {
             // The removals may have emptied the top piece down to a lower
             // floor: rewind before placing new marks, so that they sit as
-            // low as they can (invariant R1).
+            // low as they can (P4 in SAFETY.md).
             self.load();
             self.rewind_empty_top();
         }
