@@ -270,7 +270,7 @@ macro_rules! arena_api {
             /// after it on this thread are still active (the checkpoint is
             /// then discarded and its allocations kept), or if it was
             /// discarded by [`discard_checkpoints`](Self::discard_checkpoints).
-            /// And on an escape
+            /// The panic names the caller's line. And on an escape
             /// under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic),
             /// after the reset (unless the thread is already panicking);
             /// under [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an
@@ -287,6 +287,7 @@ macro_rules! arena_api {
             /// assert_eq!(report.escaped_blocks, 1); // `kept` is still in use...
             /// assert_eq!(kept, vec![7u32; 10]); // ...and intact
             /// ```
+            #[track_caller]
             pub fn reset_to(&self, checkpoint: Checkpoint<'_>) -> ResetReport {
                 match self.try_reset_to(checkpoint) {
                     Ok(r) => {
@@ -357,6 +358,7 @@ macro_rules! arena_api {
             /// }
             /// assert_eq!(arena.stats().bytes_in_use, 0);
             /// ```
+            #[track_caller]
             pub fn reset(&self) -> ResetReport {
                 match self.try_reset() {
                     Ok(r) => {
@@ -414,6 +416,9 @@ macro_rules! arena_api {
             ///   from `f`). The block's checkpoint is then discarded and its
             ///   allocations kept.
             ///
+            /// Every panic it raises itself names the line that called
+            /// `no_escape` (or `scoped`).
+            ///
             /// ```
             #[doc = concat!("use bumper::{with_bumper, Bumper, ", $name, "};")]
             ///
@@ -431,6 +436,7 @@ macro_rules! arena_api {
             /// assert_eq!(total, 2000.0);
             /// assert_eq!(arena.stats().live_blocks, 0);
             /// ```
+            #[track_caller]
             pub fn no_escape<R>(&self, f: impl FnOnce() -> R) -> R {
                 struct ResetOnUnwind<'a> {
                     arena: &'a $ty,
