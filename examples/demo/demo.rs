@@ -10,7 +10,9 @@
 //! and bytes that reached the inner (system) allocator, and calls and bytes
 //! served by an arena.
 //!
-//! Run it with `cargo run --release --example demo`.
+//! Run it with `cargo run --release -p bumper-demo --example demo`. It is a
+//! package of its own (`examples/demo/Cargo.toml`), so that its first build
+//! compiles bumper alone, not bumper's dev-dependencies.
 
 use bumper::{Arena, Bumper, Measurement, measure, with_bumper};
 
