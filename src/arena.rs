@@ -181,9 +181,12 @@ macro_rules! arena_api {
                 unsafe { self.core.as_ref() }
             }
 
-            /// A process-unique id, used in messages and reports. A degraded
-            /// arena (one created when the OS refused even its bookkeeping
-            /// memory, see [`ArenaBuilder::build`](crate::ArenaBuilder::build)) has id 0.
+            /// A process-unique id, used in messages and reports. Ids count
+            /// every arena the process has made, from 1, those made by
+            /// libraries, other threads or other tests included, so the first
+            /// arena a program makes need not be #1. A degraded arena (one
+            /// created when the OS refused even its bookkeeping memory, see
+            /// [`ArenaBuilder::build`](crate::ArenaBuilder::build)) has id 0.
             ///
             /// ```
             #[doc = concat!("let (a, b) = (bumper::", $name, "::new(), bumper::", $name, "::new());")]
