@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arena_core::ArenaCore;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, full_reset_refused};
 use crate::error::ResetError;
 use crate::escape::{EscapeSite, handle_escape};
 use crate::report::{EscapePolicy, ResetReport};
@@ -181,9 +181,12 @@ macro_rules! arena_api {
                 unsafe { self.core.as_ref() }
             }
 
-            /// A process-unique id, used in messages and reports. A degraded
-            /// arena (one created when the OS refused even its bookkeeping
-            /// memory, see [`ArenaBuilder::build`](crate::ArenaBuilder::build)) has id 0.
+            /// A process-unique id, used in messages and reports. Ids count
+            /// every arena the process has made, from 1, those made by
+            /// libraries, other threads or other tests included, so the first
+            /// arena a program makes need not be #1. A degraded arena (one
+            /// created when the OS refused even its bookkeeping memory, see
+            /// [`ArenaBuilder::build`](crate::ArenaBuilder::build)) has id 0.
             ///
             /// ```
             #[doc = concat!("let (a, b) = (bumper::", $name, "::new(), bumper::", $name, "::new());")]
@@ -219,8 +222,40 @@ macro_rules! arena_api {
             /// assert!(arena.reset_to(cp).is_clean());
             /// ```
             pub fn checkpoint(&self) -> Checkpoint<'_> {
-                let serial = self.core().checkpoint(route::tid());
+                let serial = self.core().checkpoint(route::tid(), false);
                 Checkpoint::new(self.core(), serial)
+            }
+
+            /// Discards every checkpoint the calling thread holds on this
+            /// arena, as if each [`Checkpoint`] had been dropped, and returns
+            /// how many. The way out of a leaked checkpoint: after
+            /// `mem::forget(arena.checkpoint())` the checkpoint stays active
+            /// for good, so resets of older checkpoints and full resets on
+            /// this thread fail with [`ResetError::OutOfOrder`] until it is
+            /// discarded.
+            ///
+            /// A token of a discarded checkpoint that is still held is stale:
+            /// [`try_reset_to`](Self::try_reset_to) returns
+            /// [`ResetError::Stale`] and resets nothing (and `reset_to`
+            /// panics), and dropping it does nothing. What was allocated
+            /// since the checkpoints belongs to the enclosing ones (or the
+            /// arena), as after a drop. Checkpoints of `no_escape` blocks
+            /// still running on this thread and checkpoints of other threads
+            /// are kept.
+            ///
+            /// ```
+            /// # #[global_allocator]
+            /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+            #[doc = concat!("use bumper::{with_bumper, ", $name, ", ResetError};")]
+            #[doc = concat!("let arena = ", $name, "::new();")]
+            /// std::mem::forget(arena.checkpoint()); // leaked: active for good
+            /// with_bumper(&arena, || drop(vec![0u8; 100]));
+            /// assert!(matches!(arena.try_reset(), Err(ResetError::OutOfOrder { newer: 1 })));
+            /// assert_eq!(arena.discard_checkpoints(), 1);
+            /// assert!(arena.reset().is_clean()); // resets work again
+            /// ```
+            pub fn discard_checkpoints(&self) -> usize {
+                self.core().discard_tokens(route::tid())
             }
 
             /// Hands back everything allocated since `checkpoint`, if none of
@@ -236,7 +271,9 @@ macro_rules! arena_api {
             /// [`try_reset_to`](Self::try_reset_to) would return: if the
             /// checkpoint belongs to another arena, or if checkpoints taken
             /// after it on this thread are still active (the checkpoint is
-            /// then discarded and its allocations kept). And on an escape
+            /// then discarded and its allocations kept), or if it was
+            /// discarded by [`discard_checkpoints`](Self::discard_checkpoints).
+            /// The panic names the caller's line. And on an escape
             /// under [`EscapePolicy::Panic`](crate::EscapePolicy::Panic),
             /// after the reset (unless the thread is already panicking);
             /// under [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an
@@ -253,6 +290,7 @@ macro_rules! arena_api {
             /// assert_eq!(report.escaped_blocks, 1); // `kept` is still in use...
             /// assert_eq!(kept, vec![7u32; 10]); // ...and intact
             /// ```
+            #[track_caller]
             pub fn reset_to(&self, checkpoint: Checkpoint<'_>) -> ResetReport {
                 match self.try_reset_to(checkpoint) {
                     Ok(r) => {
@@ -276,7 +314,9 @@ macro_rules! arena_api {
             ///   one on this thread are still active; nothing is reset, and
             ///   the checkpoint is discarded (its allocations belong to the
             ///   enclosing checkpoint).
-            /// - [`ResetError::Stale`] if the checkpoint is no longer active.
+            /// - [`ResetError::Stale`] if the checkpoint is no longer active
+            ///   ([`discard_checkpoints`](Self::discard_checkpoints) discarded
+            ///   it); nothing is reset.
             ///
             /// ```
             #[doc = concat!("use bumper::{", $name, ", ResetError};")]
@@ -299,8 +339,12 @@ macro_rules! arena_api {
             /// # Panics
             ///
             /// If a checkpoint of this thread is still active (the
-            /// [`ResetError::OutOfOrder`] of [`try_reset`](Self::try_reset));
-            /// and on an escape under
+            /// [`ResetError::OutOfOrder`] of [`try_reset`](Self::try_reset)):
+            /// a [`Checkpoint`] not yet reset or dropped, one leaked with
+            /// `mem::forget` (see
+            /// [`discard_checkpoints`](Self::discard_checkpoints)), or the
+            /// checkpoint of a [`no_escape`](Self::no_escape) block the call
+            /// is inside. The message says which. And on an escape under
             /// [`EscapePolicy::Panic`](crate::EscapePolicy::Panic), after the
             /// reset (unless the thread is already panicking). Under
             /// [`EscapePolicy::Abort`](crate::EscapePolicy::Abort) an escape
@@ -317,13 +361,14 @@ macro_rules! arena_api {
             /// }
             /// assert_eq!(arena.stats().bytes_in_use, 0);
             /// ```
+            #[track_caller]
             pub fn reset(&self) -> ResetReport {
                 match self.try_reset() {
                     Ok(r) => {
                         handle_escape(self.core().policy, &self.core().warned, EscapeSite::Reset, self.id(), &r);
                         r
                     }
-                    Err(e) => panic!("{e}"),
+                    Err(e) => panic!("{}", full_reset_refused(&e, self.id(), self.core().held_by(route::tid()))),
                 }
             }
 
@@ -333,7 +378,10 @@ macro_rules! arena_api {
             /// # Errors
             ///
             /// [`ResetError::OutOfOrder`] if a checkpoint of this thread is
-            /// still active (reset or drop it first); nothing is reset.
+            /// still active (reset or drop it first, or, if it was leaked with
+            /// `mem::forget`, discard it with
+            /// [`discard_checkpoints`](Self::discard_checkpoints)); nothing is
+            /// reset.
             /// Checkpoints of other threads are not an error: the reset then
             /// resets nothing and says so in
             /// [`ResetReport::concurrent_checkpoints`](crate::ResetReport::concurrent_checkpoints).
@@ -371,6 +419,9 @@ macro_rules! arena_api {
             ///   from `f`). The block's checkpoint is then discarded and its
             ///   allocations kept.
             ///
+            /// Every panic it raises itself names the line that called
+            /// `no_escape` (or `scoped`).
+            ///
             /// ```
             #[doc = concat!("use bumper::{with_bumper, Bumper, ", $name, "};")]
             ///
@@ -388,6 +439,7 @@ macro_rules! arena_api {
             /// assert_eq!(total, 2000.0);
             /// assert_eq!(arena.stats().live_blocks, 0);
             /// ```
+            #[track_caller]
             pub fn no_escape<R>(&self, f: impl FnOnce() -> R) -> R {
                 struct ResetOnUnwind<'a> {
                     arena: &'a $ty,
@@ -404,7 +456,8 @@ macro_rules! arena_api {
                         }
                     }
                 }
-                let mut guard = ResetOnUnwind { arena: self, cp: Some(self.checkpoint()) };
+                let serial = self.core().checkpoint(route::tid(), true);
+                let mut guard = ResetOnUnwind { arena: self, cp: Some(Checkpoint::new(self.core(), serial)) };
                 let r = f();
                 let cp = guard.cp.take().expect("checkpoint taken above");
                 match self.try_reset_to(cp) {

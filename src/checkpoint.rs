@@ -5,6 +5,8 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 
 use crate::arena_core::ArenaCore;
+use crate::checkpoints::Held;
+use crate::error::ResetError;
 
 /// A position in an arena to [`reset_to`](crate::Arena::reset_to) later.
 ///
@@ -84,4 +86,52 @@ impl fmt::Debug for Checkpoint<'_> {
             .field("serial", &self.serial)
             .finish()
     }
+}
+
+/// The panic message of a full `reset()` that `err` refused: which of the
+/// calling thread's checkpoints are still active (`held`), and how to get
+/// out, a leaked checkpoint included.
+pub(crate) fn full_reset_refused(err: &ResetError, arena: u64, held: Held) -> String {
+    use core::fmt::Write as _;
+
+    if !matches!(err, ResetError::OutOfOrder { .. }) || held == Held::default() {
+        return err.to_string();
+    }
+    let mut msg = format!(
+        "bumper: out-of-order reset: a full reset of arena #{arena} must come after every \
+         checkpoint of this thread is reset or dropped, but "
+    );
+    if held.tokens > 0 {
+        let _ = write!(
+            msg,
+            "{} `Checkpoint`(s) taken on this thread are still active (not yet reset or dropped, \
+             or leaked with `mem::forget`, which keeps one active for good)",
+            held.tokens
+        );
+    }
+    if held.blocks > 0 {
+        if held.tokens > 0 {
+            msg.push_str(", and ");
+        }
+        let _ = write!(
+            msg,
+            "the reset runs inside {} `no_escape` or `scoped` block(s) of the arena",
+            held.blocks
+        );
+    }
+    msg.push_str(". Nothing was reset.");
+    if held.tokens > 0 {
+        msg.push_str(
+            " Reset or drop those checkpoints first; if one was leaked, \
+             `discard_checkpoints()` on the arena discards this thread's checkpoints \
+             (their tokens become stale) and resets work again.",
+        );
+    }
+    if held.blocks > 0 {
+        msg.push_str(
+            " Reset the whole arena after the block returns (the block hands back \
+             its own allocations when it ends).",
+        );
+    }
+    msg
 }

@@ -8,7 +8,9 @@
 //! reclaimed). While newer checkpoints of *other* threads are active (a
 //! `LockedArena` shared by threads that each run `no_escape`), the reset
 //! reclaims nothing and reports them. A checkpoint that is no longer in the
-//! list is stale.
+//! list is stale: only [`CheckpointList::discard_tokens`] (the arena's
+//! `discard_checkpoints`, the way out of a leaked checkpoint) removes a
+//! checkpoint whose token may still be held.
 //!
 //! The list has no fixed capacity: it lives in mapped memory that grows. A
 //! checkpoint is untracked (its reset reclaims nothing) only if the OS
@@ -23,6 +25,19 @@ struct Record {
     serial: u64,
     /// Thread that took it (to tell an out-of-order reset from a concurrent one).
     tid: u64,
+    /// Taken by a `no_escape` block, which resets it itself, rather than
+    /// handed out as a `Checkpoint` token (which can be leaked).
+    block: bool,
+}
+
+/// The active checkpoints one thread holds on an arena, from
+/// [`CheckpointList::held_by`]: what a failed full reset names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// `Checkpoint` tokens not yet reset or dropped (or leaked).
+    pub(crate) tokens: usize,
+    /// Checkpoints of `no_escape` blocks still running.
+    pub(crate) blocks: usize,
 }
 
 /// What a reset may do, from [`CheckpointList::plan_reset`].
@@ -57,11 +72,12 @@ impl CheckpointList {
         self.records.len()
     }
 
-    /// Records a checkpoint of thread `tid`. Returns its serial (never 0),
-    /// or `None` if the OS refuses the memory to record it.
-    pub(crate) fn record(&mut self, tid: u64) -> Option<u64> {
+    /// Records a checkpoint of thread `tid`, for a `no_escape` block if
+    /// `block`. Returns its serial (never 0), or `None` if the OS refuses the
+    /// memory to record it.
+    pub(crate) fn record(&mut self, tid: u64, block: bool) -> Option<u64> {
         let serial = self.next_serial;
-        if !self.records.push(Record { serial, tid }) {
+        if !self.records.push(Record { serial, tid, block }) {
             return None;
         }
         self.next_serial += 1;
@@ -112,6 +128,37 @@ impl CheckpointList {
         true
     }
 
+    /// The active checkpoints of thread `tid`.
+    pub(crate) fn held_by(&self, tid: u64) -> Held {
+        let mut held = Held::default();
+        for r in self.records.as_slice().iter().filter(|r| r.tid == tid) {
+            if r.block {
+                held.blocks += 1;
+            } else {
+                held.tokens += 1;
+            }
+        }
+        held
+    }
+
+    /// Forgets every active checkpoint token of thread `tid` (those of its
+    /// running `no_escape` blocks stay): their tokens, if still held, are
+    /// stale from now on. Returns how many were removed.
+    pub(crate) fn discard_tokens(&mut self, tid: u64) -> usize {
+        let all = self.records.as_mut_slice();
+        let mut kept = 0;
+        for i in 0..all.len() {
+            let r = all[i];
+            if r.tid != tid || r.block {
+                all[kept] = r;
+                kept += 1;
+            }
+        }
+        let removed = all.len() - kept;
+        self.records.truncate(kept);
+        removed
+    }
+
     /// Applies the ordering rules to a reset of `serial` (`None`: a reset of
     /// the whole arena) by thread `tid`. An out-of-order or concurrent reset
     /// removes the checkpoint at once, since it will never be reset.
@@ -159,8 +206,8 @@ mod tests {
     #[test]
     fn checkpoints_of_one_thread_reset_innermost_first() {
         let mut l = CheckpointList::new();
-        let outer = l.record(1).unwrap();
-        let inner = l.record(1).unwrap();
+        let outer = l.record(1, false).unwrap();
+        let inner = l.record(1, false).unwrap();
         assert_eq!(
             l.plan_reset(Some(outer), 1),
             Err(ResetError::OutOfOrder { newer: 1 })
@@ -177,9 +224,9 @@ mod tests {
     #[test]
     fn newer_checkpoints_of_other_threads_make_a_reset_concurrent() {
         let mut l = CheckpointList::new();
-        let mine = l.record(1).unwrap();
-        l.record(2).unwrap();
-        l.record(3).unwrap();
+        let mine = l.record(1, false).unwrap();
+        l.record(2, false).unwrap();
+        l.record(3, false).unwrap();
         assert_eq!(
             l.plan_reset(Some(mine), 1),
             Ok(ResetOrder::Concurrent { others: 2 })
@@ -191,7 +238,7 @@ mod tests {
     #[test]
     fn a_reset_of_the_whole_arena_is_out_of_order_while_own_checkpoints_are_active() {
         let mut l = CheckpointList::new();
-        l.record(1).unwrap();
+        l.record(1, false).unwrap();
         assert_eq!(
             l.plan_reset(None, 1),
             Err(ResetError::OutOfOrder { newer: 1 })
@@ -206,17 +253,62 @@ mod tests {
     #[test]
     fn stale_and_untracked_checkpoints() {
         let mut l = CheckpointList::new();
-        let s = l.record(1).unwrap();
+        let s = l.record(1, false).unwrap();
         assert!(l.remove(s));
         assert_eq!(l.plan_reset(Some(s), 1), Err(ResetError::Stale));
         assert_eq!(l.plan_reset(Some(0), 1), Ok(ResetOrder::Untracked));
     }
 
     #[test]
+    fn discarding_a_threads_tokens_keeps_its_blocks_and_other_threads() {
+        let mut l = CheckpointList::new();
+        let block = l.record(1, true).unwrap();
+        let leaked = l.record(1, false).unwrap();
+        let other = l.record(2, false).unwrap();
+        let newer = l.record(1, false).unwrap();
+        assert_eq!(
+            l.held_by(1),
+            Held {
+                tokens: 2,
+                blocks: 1
+            }
+        );
+        assert_eq!(
+            l.held_by(2),
+            Held {
+                tokens: 1,
+                blocks: 0
+            }
+        );
+        assert_eq!(
+            l.plan_reset(None, 1),
+            Err(ResetError::OutOfOrder { newer: 3 })
+        );
+        assert_eq!(l.discard_tokens(1), 2);
+        assert_eq!(l.serials().collect::<Vec<_>>(), [block, other]);
+        assert_eq!(
+            l.held_by(1),
+            Held {
+                tokens: 0,
+                blocks: 1
+            }
+        );
+        // The discarded tokens are stale; the block's checkpoint still
+        // orders resets, and resets in order once the other thread's is gone.
+        assert_eq!(l.plan_reset(Some(leaked), 1), Err(ResetError::Stale));
+        assert_eq!(l.plan_reset(Some(newer), 1), Err(ResetError::Stale));
+        assert_eq!(l.discard_tokens(1), 0);
+        assert!(l.remove(other));
+        assert_eq!(l.plan_reset(Some(block), 1), Ok(ResetOrder::Proceed));
+        assert!(l.remove(block));
+        assert_eq!(l.plan_reset(None, 1), Ok(ResetOrder::Proceed));
+    }
+
+    #[test]
     fn any_number_of_checkpoints_is_tracked() {
         let mut l = CheckpointList::new();
         for _ in 0..10_000 {
-            assert!(l.record(1).is_some());
+            assert!(l.record(1, false).is_some());
         }
         assert_eq!(l.last_serial(), 10_000);
         let serials: Vec<u64> = l.serials().collect();

@@ -27,14 +27,21 @@ pub enum ResetError {
         /// Id of the arena `reset_to` was called on.
         arena: u64,
     },
-    /// Checkpoints taken later by the same thread are still active. Reset
-    /// (or drop) those first: checkpoints are reset innermost first. The
-    /// checkpoint passed in is discarded; its allocations are kept.
+    /// Checkpoints taken later by the same thread are still active:
+    /// [`Checkpoint`](crate::Checkpoint)s not yet reset or dropped, or those
+    /// of `no_escape` blocks still running. Reset (or drop) those first:
+    /// checkpoints are reset innermost first. Nothing is reset; a checkpoint
+    /// passed to `try_reset_to` is discarded (its allocations are kept).
+    ///
+    /// A `Checkpoint` leaked with `mem::forget` stays active for good, so
+    /// this error comes back at every such reset on the thread until
+    /// `discard_checkpoints()` discards it.
     OutOfOrder {
         /// How many newer checkpoints of this thread are still active.
         newer: usize,
     },
-    /// The checkpoint is no longer active.
+    /// The checkpoint is no longer active: `discard_checkpoints()` discarded
+    /// it while its token was still held. Nothing is reset.
     Stale,
 }
 
@@ -51,11 +58,18 @@ impl fmt::Display for ResetError {
             ),
             ResetError::OutOfOrder { newer } => write!(
                 f,
-                "bumper: out-of-order reset: {newer} checkpoint(s) taken later on this thread \
-                 are still active; reset or drop them first (checkpoints are reset innermost first). \
-                 The checkpoint was discarded and its allocations kept"
+                "bumper: out-of-order reset: {newer} newer checkpoint(s) of this thread are still \
+                 active (`Checkpoint`s not yet reset or dropped, or `no_escape` blocks still \
+                 running); reset or drop them first (checkpoints are reset innermost first). \
+                 Nothing was reset; a checkpoint passed to `reset_to` is discarded and its \
+                 allocations kept. A `Checkpoint` leaked with `mem::forget` stays active for good: \
+                 `discard_checkpoints()` on the arena discards this thread's checkpoints and \
+                 resets work again"
             ),
-            ResetError::Stale => f.write_str("bumper: the checkpoint is no longer active"),
+            ResetError::Stale => f.write_str(
+                "bumper: the checkpoint is no longer active (`discard_checkpoints()` discarded \
+                 it); nothing was reset",
+            ),
         }
     }
 }

@@ -107,7 +107,9 @@ impl fmt::Write for StackText {
 
 /// Applies `policy` to an escape. Called only from user-facing methods,
 /// never from the allocator path.
-/// `warned` is the arena's flag for [`EscapePolicy::Warn`].
+/// `warned` is the arena's flag for [`EscapePolicy::Warn`]. A panic (under
+/// [`EscapePolicy::Panic`]) names the line that called the public method.
+#[track_caller]
 pub(crate) fn handle_escape(
     policy: EscapePolicy,
     warned: &AtomicBool,

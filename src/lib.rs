@@ -60,24 +60,8 @@
 //! let reserved: u64 = bumper::space_stats().reserved;
 //! assert!(reserved >= 1 << 20);
 //! ```
-//!
-//! ## Layout
-//!
-//! The modules form layers from the OS up to the shim; each imports only
-//! from layers below it, except a lane and its arena, which point at each
-//! other. `ARCHITECTURE.md` has the full map.
-//!
-//! | layer | modules | job |
-//! |---|---|---|
-//! | types | `error`, `report`, `stats` | errors, reset reports, escape policies, counters |
-//! | OS | `sys`, `spin` | `mmap`/`mprotect`/`madvise`, the page size; the bookkeeping spin lock |
-//! | space | `chunk`, `space` | the chunk header; the reservation, the ownership test, free lists |
-//! | guard | `guard_mode` | poison and protect what resets reclaim |
-//! | pure | `checkpoints`, `lane/segments` | checkpoint ordering rules, the segment stack (safe code) |
-//! | lane | `lane/*` | one thread's bump allocator with live-block accounting |
-//! | arena | `arena_core/*` | an arena's lanes, checkpoints, resets and life cycle |
-//! | scope | `route` | the thread-local route and the thread's active regions |
-//! | front | `escape`, `measure`, `checkpoint`, `arena`, `builder`, `region`, `shim` | the public API |
+
+// The modules and their layers are described in ARCHITECTURE.md.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

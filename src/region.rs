@@ -261,6 +261,7 @@ impl LockedArena {
     /// assert_eq!(total, 499_500);
     /// assert_eq!(arena.stats().bytes_in_use, 0);
     /// ```
+    #[track_caller]
     pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
         // The reset runs outside the region, so that an escape's panic (under
         // `EscapePolicy::Panic`) allocates nothing in the arena.
@@ -289,6 +290,7 @@ impl Arena {
     /// }
     /// assert_eq!(arena.stats().bytes_in_use, 0);
     /// ```
+    #[track_caller]
     pub fn scoped<R>(&self, f: impl FnOnce() -> R) -> R {
         // The reset runs outside the region, so that an escape's panic (under
         // `EscapePolicy::Panic`) allocates nothing in the arena.

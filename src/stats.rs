@@ -122,7 +122,9 @@ impl fmt::Display for SpaceStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ArenaStats {
-    /// The arena's id (also used in messages).
+    /// The arena's id, as in messages: see [`Arena::id`](crate::Arena::id).
+    /// Ids count every arena the process made, so the first arena a
+    /// program makes need not be #1.
     pub arena_id: u64,
     /// Allocation requests the arena served (allocations and reallocations).
     pub allocations: u64,
@@ -160,9 +162,13 @@ pub struct ArenaStats {
     pub failed_spills: u64,
     /// Resets performed (explicit, `no_escape`, and checkpoint resets).
     pub resets: u64,
-    /// Bytes the resets moved the bump pointers back over. Memory freed at
-    /// the tip (the most recent block) is handed back by the free itself and
-    /// is not counted here, so a clean reset may reclaim less than was used.
+    /// Bytes the resets moved the bump pointers back over: dead blocks that
+    /// frees could not hand back. Most memory goes back at the free itself
+    /// and is not counted here: freeing the newest block of a lane moves its
+    /// bump pointer back, and a chunk leaves the lane when its last block is
+    /// freed. So a clean reset may reclaim little or nothing (0 when every
+    /// block was freed newest first), and that is not a failure:
+    /// [`bytes_in_use`](Self::bytes_in_use) says what is still held.
     pub bytes_reclaimed: u64,
     /// Resets (and drops) that found memory still in use and kept it.
     pub escapes: u64,
@@ -215,13 +221,22 @@ impl fmt::Display for ArenaStats {
         )?;
         writeln!(
             f,
-            "  resets     {} ({} reclaimed), {} with escapes ({} blocks, {}; {} contended)",
+            "  resets     {}, {} with escapes ({} blocks, {}; {} contended)",
             self.resets,
-            Bytes(self.bytes_reclaimed),
             self.escapes,
             self.escaped_blocks,
             Bytes(self.escaped_bytes),
             self.contended_resets
+        )?;
+        // Most memory goes back at the free itself (the newest block of a
+        // lane rewinds its bump pointer, a chunk leaves when its last block
+        // dies); a reset only reclaims dead blocks that were stuck under live
+        // ones. Said so, so that a small figure does not read as a failure.
+        writeln!(
+            f,
+            "  reclaimed  {} by resets, besides what frees gave back at once \
+             (newest blocks, emptied chunks)",
+            Bytes(self.bytes_reclaimed)
         )?;
         writeln!(
             f,
@@ -252,7 +267,32 @@ impl fmt::Display for ArenaStats {
 
 #[cfg(test)]
 mod tests {
-    use super::SpaceStats;
+    use super::{ArenaStats, SpaceStats};
+
+    #[test]
+    fn arena_stats_print_what_resets_reclaimed_beside_what_frees_gave_back() {
+        let s = ArenaStats {
+            arena_id: 3,
+            allocations: 9,
+            bytes_allocated: 7 << 20,
+            peak_bytes_in_use: 2 << 20,
+            resets: 3,
+            chunk_bytes: 3 << 20,
+            chunks: 4,
+            ..ArenaStats::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "arena #3:\n\
+             \x20 served     9 calls, 7.00 MiB\n\
+             \x20 in use     0 bytes (peak 2.00 MiB), 0 live blocks (0 bytes)\n\
+             \x20 resets     3, 0 with escapes (0 blocks, 0 bytes; 0 contended)\n\
+             \x20 reclaimed  0 bytes by resets, besides what frees gave back at once \
+             (newest blocks, emptied chunks)\n\
+             \x20 spills     0 calls, 0 bytes to the inner allocator\n\
+             \x20 capacity   3.00 MiB in 4 chunks (0 bytes given back)"
+        );
+    }
 
     #[test]
     fn space_stats_print_in_binary_units() {

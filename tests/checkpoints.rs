@@ -8,8 +8,9 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, ResetError, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, ResetError, is_arena_pointer, with_bumper};
 use common::count_inner;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 #[test]
 fn nested_no_escape_blocks_each_reclaim_their_own_allocations() {
@@ -81,7 +82,10 @@ fn the_same_memory_is_reused_by_every_iteration() {
 fn an_escape_in_the_first_iteration_does_not_stop_later_reuse() {
     // Like a lazy global first touched inside the loop: the first iteration
     // leaks one block; every later iteration reuses the memory above it.
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let mut seen = Vec::with_capacity(50);
     let mut leaked: Option<&'static mut [u8]> = None;
     with_bumper(&arena, || {
@@ -211,12 +215,94 @@ fn out_of_order_reset_is_an_error_and_leaves_memory_valid() {
     assert_eq!(arena.stats().bytes_in_use, 0);
 }
 
+/// The message of a caught panic raised by bumper (a formatted `String`).
+fn panic_message(caught: std::thread::Result<impl Sized>) -> String {
+    let payload = caught.err().expect("the call panicked");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .expect("a formatted panic message")
+}
+
+/// What `reset()` says when `tokens` checkpoints of the thread are active
+/// and it runs inside `blocks` `no_escape` blocks.
+fn full_reset_message(arena: u64, tokens: usize, blocks: usize) -> String {
+    let mut m = format!(
+        "bumper: out-of-order reset: a full reset of arena #{arena} must come after every \
+         checkpoint of this thread is reset or dropped, but "
+    );
+    if tokens > 0 {
+        m += &format!(
+            "{tokens} `Checkpoint`(s) taken on this thread are still active (not yet reset or \
+             dropped, or leaked with `mem::forget`, which keeps one active for good)"
+        );
+    }
+    if blocks > 0 {
+        if tokens > 0 {
+            m += ", and ";
+        }
+        m += &format!(
+            "the reset runs inside {blocks} `no_escape` or `scoped` block(s) of the arena"
+        );
+    }
+    m += ". Nothing was reset.";
+    if tokens > 0 {
+        m += " Reset or drop those checkpoints first; if one was leaked, \
+              `discard_checkpoints()` on the arena discards this thread's checkpoints \
+              (their tokens become stale) and resets work again.";
+    }
+    if blocks > 0 {
+        m += " Reset the whole arena after the block returns (the block hands back its own \
+              allocations when it ends).";
+    }
+    m
+}
+
 #[test]
-#[should_panic(expected = "out-of-order reset")]
-fn reset_with_an_active_checkpoint_panics() {
+fn reset_with_an_active_checkpoint_panics_naming_it_and_resets_nothing() {
     let arena = Arena::new();
-    let _cp = arena.checkpoint();
-    arena.reset();
+    let cp = arena.checkpoint();
+    let v = with_bumper(&arena, || vec![4u8; 100]);
+    let before = arena.stats();
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| arena.reset())));
+    assert_eq!(msg, full_reset_message(arena.id(), 1, 0));
+    assert_eq!(arena.try_reset(), Err(ResetError::OutOfOrder { newer: 1 }));
+    // Nothing was reset, and the checkpoint is still active and usable.
+    let after = arena.stats();
+    assert_eq!(
+        (
+            after.resets,
+            after.bytes_in_use,
+            after.live_blocks,
+            after.active_checkpoints
+        ),
+        (before.resets, before.bytes_in_use, 1, 1)
+    );
+    assert!(v.iter().all(|&x| x == 4));
+    drop(v);
+    assert!(arena.reset_to(cp).is_clean());
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn a_full_reset_inside_no_escape_names_the_block() {
+    let arena = Arena::new();
+    let id = arena.id();
+    arena.no_escape(|| {
+        assert_eq!(arena.try_reset(), Err(ResetError::OutOfOrder { newer: 1 }));
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| arena.reset())));
+        assert_eq!(msg, full_reset_message(id, 0, 1));
+        let _cp = arena.checkpoint();
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| arena.reset())));
+        assert_eq!(msg, full_reset_message(id, 1, 1));
+        // A block's own checkpoint is not a token: it is never discarded.
+        assert_eq!(arena.discard_checkpoints(), 1);
+        assert_eq!(arena.stats().active_checkpoints, 1);
+    });
+    let s = arena.stats();
+    assert_eq!((s.active_checkpoints, s.resets, s.escapes), (0, 1, 0));
+    assert!(arena.reset().is_clean());
 }
 
 #[test]
@@ -234,16 +320,115 @@ fn dropping_a_checkpoint_discards_it() {
 }
 
 #[test]
-fn forgotten_checkpoint_makes_outer_resets_fail_loudly_not_unsafely() {
+fn forgotten_checkpoint_makes_resets_fail_loudly_until_discarded() {
     let arena = Arena::new();
     let outer = arena.checkpoint();
     std::mem::forget(arena.checkpoint());
     let v = with_bumper(&arena, || vec![9u8; 64]);
-    assert!(matches!(
-        arena.try_reset_to(outer),
-        Err(ResetError::OutOfOrder { newer: 1 })
-    ));
+    let before = arena.stats();
+    let err = arena.try_reset_to(outer).unwrap_err();
+    assert_eq!(err, ResetError::OutOfOrder { newer: 1 });
+    assert_eq!(
+        err.to_string(),
+        "bumper: out-of-order reset: 1 newer checkpoint(s) of this thread are still active \
+         (`Checkpoint`s not yet reset or dropped, or `no_escape` blocks still running); reset \
+         or drop them first (checkpoints are reset innermost first). Nothing was reset; a \
+         checkpoint passed to `reset_to` is discarded and its allocations kept. A `Checkpoint` \
+         leaked with `mem::forget` stays active for good: `discard_checkpoints()` on the arena \
+         discards this thread's checkpoints and resets work again"
+    );
+    // Every full reset fails too, for good, and says why.
+    for _ in 0..3 {
+        assert_eq!(arena.try_reset(), Err(ResetError::OutOfOrder { newer: 1 }));
+    }
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| arena.reset())));
+    assert_eq!(msg, full_reset_message(arena.id(), 1, 0));
+    // Nothing was reclaimed, and the value is intact.
+    let after = arena.stats();
+    assert_eq!(
+        (
+            after.resets,
+            after.bytes_in_use,
+            after.live_blocks,
+            after.active_checkpoints
+        ),
+        (before.resets, before.bytes_in_use, 1, 1)
+    );
     assert!(v.iter().all(|&x| x == 9));
+    // The way out: discard the leaked checkpoint. Then resets work again.
+    assert_eq!(arena.discard_checkpoints(), 1);
+    assert_eq!(arena.discard_checkpoints(), 0);
+    assert_eq!(arena.stats().active_checkpoints, 0);
+    assert!(v.iter().all(|&x| x == 9));
+    drop(v);
+    let r = arena.reset();
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn a_discarded_checkpoint_is_stale_and_never_reclaims_memory_in_use() {
+    let arena = Arena::new();
+    let kept = with_bumper(&arena, || vec![1u8; 1000]);
+    let cp = arena.checkpoint();
+    let later = arena.checkpoint();
+    let v = with_bumper(&arena, || vec![2u8; 5000]);
+    assert_eq!(arena.discard_checkpoints(), 2);
+    let before = arena.stats();
+    assert_eq!(arena.try_reset_to(later), Err(ResetError::Stale));
+    let err = arena.try_reset_to(cp).unwrap_err();
+    assert_eq!(err, ResetError::Stale);
+    assert_eq!(
+        err.to_string(),
+        "bumper: the checkpoint is no longer active (`discard_checkpoints()` discarded it); \
+         nothing was reset"
+    );
+    let after = arena.stats();
+    assert_eq!(
+        (after.resets, after.bytes_in_use, after.live_blocks),
+        (before.resets, before.bytes_in_use, 2)
+    );
+    assert!(kept.iter().all(|&x| x == 1) && v.iter().all(|&x| x == 2));
+    // `reset_to` panics with the same message, naming nothing else.
+    let stale = {
+        let cp = arena.checkpoint();
+        assert_eq!(arena.discard_checkpoints(), 1);
+        cp
+    };
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| arena.reset_to(stale))));
+    assert_eq!(msg, ResetError::Stale.to_string());
+    // A new checkpoint after the discard resets in order, and is exact.
+    let cp = arena.checkpoint();
+    drop(with_bumper(&arena, || vec![3u8; 70_000]));
+    assert!(arena.reset_to(cp).is_clean());
+    assert_eq!(arena.stats().bytes_in_use, before.bytes_in_use);
+    drop((kept, v));
+    assert!(arena.reset().is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
+}
+
+#[test]
+fn discarding_checkpoints_leaves_other_threads_checkpoints_alone() {
+    // A reset from another thread while this one's checkpoint is active
+    // resets nothing and counts as a contended escape: Keep, to stay quiet.
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
+    let cp = arena.checkpoint();
+    let v = with_bumper(&arena, || vec![5u8; 100]);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(arena.discard_checkpoints(), 0);
+            let r = arena.try_reset().unwrap();
+            assert_eq!((r.concurrent_checkpoints, r.reclaimed_bytes), (1, 0));
+        });
+    });
+    assert_eq!(arena.stats().active_checkpoints, 1);
+    assert!(v.iter().all(|&x| x == 5));
+    drop(v);
+    assert!(arena.reset_to(cp).is_clean());
+    assert_eq!(arena.stats().bytes_in_use, 0);
 }
 
 #[test]
@@ -314,6 +499,7 @@ fn resets_across_chunk_gaps(guard: bool, seed: u64) {
     use common::rng::Rng;
 
     let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
         .chunk_size(64 << 10)
         .guard_mode(guard)
         .build()

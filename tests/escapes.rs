@@ -33,7 +33,10 @@ fn churn(arena: &Arena, rounds: usize) {
 
 #[test]
 fn a_returned_value_escapes_and_stays_intact() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let kept = with_bumper(&arena, || {
         let v = arena.no_escape(|| {
             let mut v = vec![0u8; 10_000];
@@ -55,7 +58,10 @@ fn a_returned_value_escapes_and_stays_intact() {
 #[test]
 fn a_value_pushed_into_an_outer_vec_escapes() {
     // `bad_function_1` of AllocArrays.jl's "Examples of improper usage".
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let mut output: Vec<Vec<f64>> = Vec::with_capacity(10); // heap
     with_bumper(&arena, || {
         for i in 0..10 {
@@ -87,7 +93,10 @@ fn a_value_pushed_into_an_outer_vec_escapes() {
 
 #[test]
 fn a_leaked_value_escapes() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let leaked: &'static mut [u64] = with_bumper(&arena, || {
         arena.no_escape(|| Box::leak((0..1000u64).collect::<Vec<_>>().into_boxed_slice()))
     });
@@ -106,7 +115,10 @@ static ONCE: OnceLock<Box<[u8]>> = OnceLock::new();
 
 #[test]
 fn lazily_initialised_statics_escape_and_are_never_overwritten() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     with_bumper(&arena, || {
         arena.no_escape(|| {
             // First touch happens inside the region: allocated in the arena.
@@ -198,4 +210,63 @@ fn the_abort_policy_aborts_with_the_message() {
     let out = Child::new(NAME).run(Expect::Signal(libc::SIGABRT));
     assert!(out.stderr.contains("memory escaped arena"), "{out}");
     assert!(!out.stdout.contains("unreachable"), "{out}");
+}
+
+#[test]
+fn the_warn_policy_prints_the_message_once_per_arena() {
+    const NAME: &str = "the_warn_policy_prints_the_message_once_per_arena";
+    if is_child(NAME) {
+        // The default in debug builds, named here so that the test holds in
+        // release builds too. Two escapes on one arena, one on another.
+        let first = Arena::builder()
+            .escape_policy(EscapePolicy::Warn)
+            .build()
+            .unwrap();
+        let second = Arena::builder()
+            .escape_policy(EscapePolicy::Warn)
+            .build()
+            .unwrap();
+        let a = with_bumper(&first, || first.no_escape(|| vec![1u8; 40]));
+        let b = with_bumper(&first, || first.no_escape(|| vec![2u8; 40]));
+        let c = with_bumper(&second, || second.no_escape(|| vec![3u8; 40]));
+        // The memory stays valid, and every escape is counted.
+        assert_eq!((a[0], b[0], c[0]), (1, 2, 3));
+        assert_eq!(first.stats().escapes, 2);
+        assert_eq!(second.stats().escapes, 1);
+        // On a line of its own, after libtest's "test ... " prefix.
+        println!("\narena ids: {} {}", first.id(), second.id());
+        drop((a, b, c));
+        return;
+    }
+    let out = Child::new(NAME).run(Expect::Success);
+    let ids: Vec<u64> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("arena ids: "))
+        .expect("the child printed the arena ids")
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: bumper:"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    for (w, id) in warnings.iter().zip(&ids) {
+        assert!(
+            w.starts_with(&format!(
+                "warning: bumper: memory escaped arena #{id} at the end of a `no_escape` block: \
+                 1 block(s) (40 bytes) allocated since the checkpoint are still in use"
+            )),
+            "{out}"
+        );
+        assert!(
+            w.ends_with(
+                "(EscapePolicy::Warn: said once per arena; choose another policy with \
+                 ArenaBuilder::escape_policy)"
+            ),
+            "{out}"
+        );
+    }
 }

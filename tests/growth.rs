@@ -10,7 +10,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, is_arena_pointer, with_bumper};
 use common::pattern::{check, fill};
 
 #[test]
@@ -52,7 +52,10 @@ fn a_block_that_is_not_last_moves_when_it_grows() {
 
 #[test]
 fn a_block_from_before_the_checkpoint_never_grows_in_place() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     with_bumper(&arena, || {
         let mut v: Vec<u8> = Vec::with_capacity(32);
         v.resize(32, 0);

@@ -8,7 +8,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use common::{Child, Expect, is_child};
 
 #[test]
@@ -38,7 +38,11 @@ fn guarded_arenas_serve_intact_and_zeroed_memory_across_resets() {
 
 #[test]
 fn escaped_memory_is_neither_poisoned_nor_protected() {
-    let arena = LockedArena::builder().guard_mode(true).build().unwrap();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .guard_mode(true)
+        .build()
+        .unwrap();
     let kept = with_bumper(&arena, || {
         let kept = arena.no_escape(|| vec![7u8; 100_000]);
         for _ in 0..10 {

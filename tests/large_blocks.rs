@@ -6,7 +6,7 @@
 // These tests exist to allocate: `vec!` is deliberate.
 #![allow(clippy::useless_vec)]
 
-use bumper::{Arena, Bumper, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, Bumper, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 
 #[global_allocator]
 static GLOBAL: Bumper = Bumper::system();
@@ -15,7 +15,10 @@ const LARGE: usize = 64 << 10;
 
 #[test]
 fn a_small_escape_next_to_a_big_buffer_does_not_pin_the_buffer() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let mut kept = Vec::new();
     for i in 0..50u8 {
         let small = with_bumper(&arena, || {
@@ -42,7 +45,10 @@ fn a_small_escape_next_to_a_big_buffer_does_not_pin_the_buffer() {
 
 #[test]
 fn an_escaped_big_buffer_pins_only_its_own_chunk() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let big = with_bumper(&arena, || {
         arena.no_escape(|| {
             let small: Vec<String> = (0..1000).map(|i| format!("scratch {i}")).collect();
@@ -118,7 +124,10 @@ fn a_chunk_released_by_an_orphan_that_held_a_big_block_serves_small_blocks_again
     // back to the space still marked as holding a big block, and must serve
     // as an ordinary chunk to the next arena.
     for _ in 0..20 {
-        let arena = LockedArena::new();
+        let arena = LockedArena::builder()
+            .escape_policy(EscapePolicy::Keep)
+            .build()
+            .unwrap();
         let big = with_bumper(&arena, || vec![5u8; 300 << 10]);
         drop(arena);
         std::thread::spawn(move || drop(big)).join().unwrap();
@@ -225,7 +234,11 @@ fn a_loop_that_keeps_one_small_block_per_iteration_reuses_its_dead_chunks() {
     // Each iteration: a checkpoint, a first block kept for good, then 300 KiB
     // of small scratch over several chunks, all freed. Without chunk-level
     // reclaiming, every iteration would pin its scratch.
-    let arena = Arena::builder().chunk_size(64 << 10).build().unwrap();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .chunk_size(64 << 10)
+        .build()
+        .unwrap();
     let mut kept = Vec::with_capacity(200);
     for i in 0..200u32 {
         let k = with_bumper(&arena, || {

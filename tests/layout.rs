@@ -7,7 +7,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, is_arena_pointer, with_bumper};
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
 
 #[test]
@@ -81,7 +81,10 @@ fn larger_alignments_are_honoured() {
 
 #[test]
 fn alloc_zeroed_is_zeroed_also_when_memory_is_reused() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     with_bumper(&arena, || {
         for round in 0..20u32 {
             arena.no_escape(|| {

@@ -7,7 +7,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{LockedArena, is_arena_pointer, with_bumper};
+use bumper::{EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use common::count_inner;
 use common::pattern::{check, fill, holds};
 use std::collections::HashMap;
@@ -80,7 +80,10 @@ fn lanes_are_reused_by_later_threads() {
 
 #[test]
 fn a_reset_while_other_threads_are_inside_a_region_skips_their_lanes() {
-    let arena = LockedArena::new();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let ready = Barrier::new(2);
     let done = Barrier::new(2);
     std::thread::scope(|s| {

@@ -12,7 +12,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 
 #[test]
 fn bumped_blocks_freed_at_the_tip_or_by_no_escape_leave_the_arena_empty() {
@@ -36,7 +36,10 @@ fn bumped_blocks_freed_at_the_tip_or_by_no_escape_leave_the_arena_empty() {
 
 #[test]
 fn a_value_that_escapes_no_escape_stays_intact() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let kept = with_bumper(&arena, || {
         let kept = arena.no_escape(|| vec![7u8; 40]);
         arena.no_escape(|| drop(vec![0u8; 200]));
@@ -84,7 +87,10 @@ fn remote_frees_beside_a_second_lane_leave_a_locked_arena_empty() {
 
 #[test]
 fn orphaned_arena_is_freed_by_the_last_block() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let v = with_bumper(&arena, || vec![5u8; 64]);
     drop(arena);
     assert!(v.iter().all(|&b| b == 5));

@@ -9,7 +9,7 @@
 
 use std::rc::Rc;
 
-use bumper::{Arena, Bumper, LockedArena, ResetError, is_arena_pointer, with_bumper};
+use bumper::{Arena, Bumper, EscapePolicy, LockedArena, ResetError, is_arena_pointer, with_bumper};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 #[global_allocator]
@@ -252,7 +252,10 @@ fn a_leaked_coroutine_keeps_its_region_and_its_arena_valid() {
     // other arenas still work and keep their memory apart.
     let v = vec![0x77u8; 4096];
     assert!(is_arena_pointer(v.as_ptr()));
-    let other = Arena::new();
+    let other = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let w = with_bumper(&other, || vec![0x88u8; 4096]);
     drop(other);
     let x: Vec<u64> = (0..10_000).collect();

@@ -8,7 +8,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use common::count_inner;
 use common::pattern::{check, fill};
 
@@ -175,7 +175,10 @@ fn arena_block_reallocated_in_another_arenas_region_moves_there() {
 
 #[test]
 fn blocks_outlive_their_arena() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let id = arena.id();
     let mut kept: Vec<Vec<u8>> = with_bumper(&arena, || {
         (0..64)

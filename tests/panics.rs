@@ -13,7 +13,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// Unwinds with a small payload (allocated wherever the thread allocates).
@@ -51,7 +51,10 @@ fn a_panic_in_a_region_restores_the_previous_route() {
 
 #[test]
 fn a_panic_in_no_escape_resets_the_checkpoint() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     with_bumper(&arena, || {
         let base = arena.stats().bytes_in_use;
         let r = catch_unwind(AssertUnwindSafe(|| {
@@ -83,7 +86,10 @@ fn a_panic_in_no_escape_resets_the_checkpoint() {
 
 #[test]
 fn nested_no_escape_unwinds_innermost_first() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let r = catch_unwind(AssertUnwindSafe(|| {
         with_bumper(&arena, || {
             arena.no_escape(|| {
@@ -109,7 +115,10 @@ fn nested_no_escape_unwinds_innermost_first() {
 fn a_real_panic_with_the_default_hook_inside_a_region_unwinds_cleanly() {
     // The hook runs inside the region; whatever it allocates (message,
     // backtrace, caches) is arena memory that is kept valid.
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let data = with_bumper(&arena, || {
         let data: Vec<u32> = (0..1000).collect();
         let r = catch_unwind(AssertUnwindSafe(|| {

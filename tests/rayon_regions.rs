@@ -24,7 +24,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{LockedArena, Region, is_arena_pointer};
+use bumper::{EscapePolicy, LockedArena, Region, is_arena_pointer};
 use common::count_inner;
 use common::pattern::{check, filled};
 use rayon::prelude::*;
@@ -125,7 +125,10 @@ fn per_item_region_enter_allocates_every_item_from_the_arena() {
 
 #[test]
 fn a_thread_that_stays_in_the_region_keeps_its_lane_from_resets() {
-    let arena = LockedArena::new();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let region = arena.region();
     let (inside, reset_done) = (Barrier::new(2), Barrier::new(2));
     std::thread::scope(|s| {

@@ -127,8 +127,14 @@ fn escape_figures(s: bumper::ArenaStats) -> (u64, u64, u64, u64, u64) {
 
 #[test]
 fn escapes_from_scoped_are_kept_and_counted_as_for_no_escape() {
-    let scoped = Arena::new();
-    let by_hand = Arena::new();
+    let scoped = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
+    let by_hand = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let a = scoped.scoped(|| filled(5000, 7));
     let b = with_bumper(&by_hand, || by_hand.no_escape(|| filled(5000, 7)));
     assert!(is_arena_pointer(a.as_ptr()) && is_arena_pointer(b.as_ptr()));
@@ -146,7 +152,10 @@ fn escapes_from_scoped_are_kept_and_counted_as_for_no_escape() {
     assert_eq!(h, (1, 1, 5000, 1, 1));
     drop((a, b));
     assert_eq!(scoped.stats().live_blocks, 0);
-    let locked = LockedArena::new();
+    let locked = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let c = locked.scoped(|| filled(64, 8));
     assert_eq!(escape_figures(locked.stats()), (1, 1, 64, 1, 1));
     drop(c);
@@ -250,7 +259,10 @@ fn scoped_under_the_panic_policy_leaves_nothing_of_the_panic_in_the_arena() {
 
 #[test]
 fn a_panic_inside_scoped_resets_and_ends_the_region() {
-    let arena = LockedArena::new();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let caught = catch_unwind(AssertUnwindSafe(|| {
         arena.scoped(|| {
             let _temp = filled(10_000, 3);

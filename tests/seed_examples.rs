@@ -9,7 +9,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, Region, is_arena_pointer, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, Region, is_arena_pointer, with_bumper};
 use common::count_inner;
 use std::sync::{Barrier, Mutex};
 
@@ -67,7 +67,10 @@ fn good_function_1_copying_into_heap_memory_escapes_nothing() {
 #[test]
 fn bad_function_1_escape_is_kept_and_counted() {
     let a = input();
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let mut output: Vec<Vec<f64>> = Vec::with_capacity(1);
     with_bumper(&arena, || {
         arena.no_escape(|| {
@@ -88,7 +91,10 @@ fn bad_function_1_escape_is_kept_and_counted() {
 #[test]
 fn good_function_2_one_no_escape_around_the_threads_hands_their_memory_back() {
     let a = input();
-    let buf = LockedArena::new();
+    let buf = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let output = Mutex::new(Vec::with_capacity(10)); // outside the region
     with_bumper(&buf, || {
         buf.no_escape(|| {
@@ -195,7 +201,10 @@ fn good_function_2b_a_no_escape_per_iteration_reclaims_everything() {
 #[test]
 fn bad_function_2_concurrent_resets_are_safe_and_reported() {
     let a = input();
-    let buf = LockedArena::new();
+    let buf = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let output = Mutex::new(Vec::with_capacity(10));
     let start = Barrier::new(10);
     let middle = Barrier::new(10);

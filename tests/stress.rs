@@ -29,7 +29,7 @@ use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
 use std::rc::Rc;
 use std::sync::Mutex;
 
-use bumper::{Arena, ArenaStats, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, ArenaStats, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 use common::pattern::{Block, check_raw, fill_raw, first_nonzero};
 use common::{Rng, env_or};
 
@@ -362,7 +362,12 @@ impl Worker<'_> {
                     self.counts.arena_recreated += 1;
                     // Its live blocks (here, in the exchange, adopted by other
                     // threads) become orphans and must stay valid.
-                    self.private = Rc::new(Arena::new());
+                    self.private = Rc::new(
+                        Arena::builder()
+                            .escape_policy(EscapePolicy::Keep)
+                            .build()
+                            .unwrap(),
+                    );
                 }
                 90..92 => self.check_all(),
                 _ => {}
@@ -433,7 +438,10 @@ fn threads_sharing_arenas_and_blocks_never_corrupt_memory() {
 
     let shared = Shared {
         seed,
-        arena: LockedArena::new(),
+        arena: LockedArena::builder()
+            .escape_policy(EscapePolicy::Keep)
+            .build()
+            .unwrap(),
         exchange: Mutex::new(Vec::with_capacity(EXCHANGE)),
     };
     let results: Vec<(Arena, Counts)> = std::thread::scope(|s| {
@@ -444,7 +452,12 @@ fn threads_sharing_arenas_and_blocks_never_corrupt_memory() {
                     let mut w = Worker {
                         rng: Rng::new(seed ^ (t + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
                         shared,
-                        private: Rc::new(Arena::new()),
+                        private: Rc::new(
+                            Arena::builder()
+                                .escape_policy(EscapePolicy::Keep)
+                                .build()
+                                .unwrap(),
+                        ),
                         blocks: Vec::with_capacity(MAX_BLOCKS),
                         next_id: (t + 1) << 40,
                         ops_left: total_ops / threads,

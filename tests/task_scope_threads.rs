@@ -19,7 +19,7 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, LockedArena, Region, is_arena_pointer, measure, with_bumper};
+use bumper::{Arena, EscapePolicy, LockedArena, Region, is_arena_pointer, measure, with_bumper};
 use common::count_inner;
 use common::pattern::{check, filled};
 use std::any::Any;
@@ -151,7 +151,10 @@ fn spawned_children_allocate_from_the_region_each_on_its_own_lane() {
 
 #[test]
 fn a_static_child_keeps_working_after_the_parent_dropped_its_locked_arena() {
-    let arena = LockedArena::new();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let id = arena.id();
     // Made outside the region: on the heap.
     let dropped = Arc::new(Barrier::new(2));
@@ -328,7 +331,10 @@ fn a_panic_in_a_spawned_child_comes_back_through_join_as_with_std() {
 
 #[test]
 fn a_panic_in_a_scoped_child_propagates_as_with_std() {
-    let arena = LockedArena::new();
+    let arena = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     // A joined child's panic is the handle's error.
     let joined = with_bumper(&arena, || {
         bumper::thread::scope(|s| {

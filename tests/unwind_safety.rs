@@ -11,7 +11,7 @@
 use std::panic::{RefUnwindSafe, UnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Once;
 
-use bumper::{Arena, Checkpoint, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{Arena, Checkpoint, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
 
 #[global_allocator]
 static GLOBAL: bumper::Bumper = bumper::Bumper::system();
@@ -127,7 +127,10 @@ fn a_locked_arena_works_after_a_panic_in_its_region() {
 
 #[test]
 fn no_escape_resets_when_a_caught_panic_unwinds_through_it() {
-    let arena = Arena::new();
+    let arena = Arena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let result = catch_unwind(|| {
         with_bumper(&arena, || {
             arena.no_escape(|| -> usize {
@@ -209,7 +212,10 @@ fn a_real_panic_in_a_region_leaves_both_kinds_consistent() {
     assert_eq!(with_bumper(&arena, || vec![1u8; 3].len()), 3);
     assert_eq!(arena.stats().live_blocks, 0);
 
-    let locked = LockedArena::new();
+    let locked = LockedArena::builder()
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
     let result = catch_unwind(|| {
         with_bumper(&locked, || {
             locked.no_escape(|| -> usize {

@@ -3,16 +3,17 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ArenaCore, OwnRegions};
-use crate::checkpoints::{CheckpointList, ResetOrder};
+use crate::checkpoints::{CheckpointList, Held, ResetOrder};
 use crate::error::ResetError;
 use crate::lane::{LaneStats, SiteTally};
 use crate::report::{AllocSite, ResetReport, SiteCount};
 use crate::stats::ArenaStats;
 
 impl ArenaCore {
-    /// Records a checkpoint for thread `tid`. Returns its serial, or 0 if too
-    /// many are active (an untracked checkpoint).
-    pub(crate) fn checkpoint(&self, tid: u64) -> u64 {
+    /// Records a checkpoint for thread `tid`, for a `no_escape` block if
+    /// `block`. Returns its serial, or 0 if the OS refused the memory to
+    /// record it (an untracked checkpoint).
+    pub(crate) fn checkpoint(&self, tid: u64, block: bool) -> u64 {
         if self.is_fallback() {
             // Shared by unrelated arenas: their checkpoints must not order
             // each other. Nothing is ever bumped there, so nothing is lost.
@@ -20,7 +21,7 @@ impl ArenaCore {
             return 0;
         }
         let mut checkpoints = self.checkpoints.lock();
-        let Some(serial) = checkpoints.record(tid) else {
+        let Some(serial) = checkpoints.record(tid, block) else {
             self.counters.untracked.fetch_add(1, Ordering::Relaxed);
             return 0;
         };
@@ -45,6 +46,25 @@ impl ArenaCore {
             self.bump_generation();
             self.sync_own_lanes(&checkpoints, tid);
         }
+    }
+
+    /// Forgets every checkpoint token thread `tid` holds on the arena (not
+    /// those of its running `no_escape` blocks), as if each were dropped;
+    /// tokens still held become stale. Returns how many were discarded.
+    pub(crate) fn discard_tokens(&self, tid: u64) -> usize {
+        let mut checkpoints = self.checkpoints.lock();
+        let n = checkpoints.discard_tokens(tid);
+        if n > 0 {
+            self.bump_generation();
+            self.sync_own_lanes(&checkpoints, tid);
+        }
+        n
+    }
+
+    /// The active checkpoints of thread `tid`, for the message of a failed
+    /// full reset.
+    pub(crate) fn held_by(&self, tid: u64) -> Held {
+        self.checkpoints.lock().held_by(tid)
     }
 
     /// Syncs the lanes thread `tid` holds for its regions with the list.
