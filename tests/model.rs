@@ -82,7 +82,8 @@ use std::sync::{Condvar, Mutex};
 
 use bumper::__testing::{ChunkInfo, ChunkKind, for_each_chunk};
 use bumper::{
-    Arena, ArenaStats, LockedArena, ResetError, ResetReport, is_arena_pointer, with_bumper,
+    Arena, ArenaStats, EscapePolicy, LockedArena, ResetError, ResetReport, is_arena_pointer,
+    with_bumper,
 };
 use common::pattern::{self, check_raw, fill_raw, first_nonzero};
 use common::{InnerCalls, env_or, inner_calls};
@@ -542,7 +543,12 @@ struct UnwindCost {
 /// region active, and returns what the unwinding allocated there. Checks
 /// that it freed all of it, and that nothing reached the inner allocator.
 fn measure_unwind() -> UnwindCost {
-    let arena = Rc::new(Arena::new());
+    let arena = Rc::new(
+        Arena::builder()
+            .escape_policy(EscapePolicy::Keep)
+            .build()
+            .unwrap(),
+    );
     let mut co = coroutine();
     let r = co.resume(Cmd::Enter(Handle::Plain(Rc::clone(&arena))));
     assert!(matches!(r, CoroutineResult::Yield(())));
@@ -696,11 +702,27 @@ struct State<'h> {
 
 fn new_handle(slot: usize) -> Handle {
     match slot {
-        2 => Handle::Locked(Rc::new(LockedArena::new())),
-        1 => Handle::Plain(Rc::new(
-            Arena::builder().chunk_size(SMALL_CHUNK).build().unwrap(),
+        // The model makes memory escape on purpose: `Keep` keeps the run
+        // quiet.
+        2 => Handle::Locked(Rc::new(
+            LockedArena::builder()
+                .escape_policy(EscapePolicy::Keep)
+                .build()
+                .unwrap(),
         )),
-        _ => Handle::Plain(Rc::new(Arena::new())),
+        1 => Handle::Plain(Rc::new(
+            Arena::builder()
+                .chunk_size(SMALL_CHUNK)
+                .escape_policy(EscapePolicy::Keep)
+                .build()
+                .unwrap(),
+        )),
+        _ => Handle::Plain(Rc::new(
+            Arena::builder()
+                .escape_policy(EscapePolicy::Keep)
+                .build()
+                .unwrap(),
+        )),
     }
 }
 
