@@ -158,7 +158,11 @@ fn blocks_freed_in_any_order_across_chunks_stay_intact_until_freed() {
         for start in [1, 0] {
             for i in (start..60).step_by(2) {
                 let b = blocks[i].take().unwrap();
-                assert!(b.iter().all(|&x| x == i as u8));
+                // Under Miri one read of freed memory is enough to report it.
+                assert_eq!((b[0], b[5999]), (i as u8, i as u8));
+                if !cfg!(miri) {
+                    assert!(b.iter().all(|&x| x == i as u8));
+                }
                 drop(b);
             }
         }
