@@ -19,7 +19,8 @@
 //! indirect call (the `enter-empty/no-region` row is that alone).
 //!
 //! Group `workload` counts every workload (but `threads2`: callgrind
-//! counts the measuring thread only) under every allocator setting, in the
+//! counts the measuring thread only; and `mlp`, minutes under valgrind for
+//! 320 allocations per iteration) under every allocator setting, in the
 //! criterion bench binaries themselves (`alloc_glibc`, ..., `alloc_floor`,
 //! run as `BIN --measure WORKLOAD SETTING`, see
 //! `common::measured_child`): instructions per iteration, after two
@@ -191,7 +192,10 @@ fn sibling(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
 fn workload_ops() -> Vec<(String, &'static str, &'static str, &'static str)> {
     let mut v = Vec::new();
     for w in common::workload_names() {
-        if w == "threads2" {
+        // threads2: callgrind counts the measuring thread only. mlp: its
+        // matrix kernels take minutes under valgrind, for 320 allocations
+        // per iteration.
+        if w == "threads2" || w == "mlp" {
             continue;
         }
         for (bin, settings) in BINARIES {

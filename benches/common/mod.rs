@@ -390,20 +390,33 @@ pub fn measured_iters(name: &str) -> u64 {
 /// that `settings` gives `SETTING`, and returns true; otherwise returns
 /// false and the binary runs its criterion benches. `callgrind_ops` starts
 /// every bench binary this way under callgrind.
+///
+/// `BIN --time WORKLOAD SETTING SECS` instead runs it unmeasured twice, then
+/// for about `SECS` seconds, and prints one line: the median CPU time and
+/// the median wall time of an iteration in nanoseconds, and the number of
+/// iterations timed
+/// (`scripts/bench_interleaved.py` runs the cells of all binaries in
+/// interleaved rounds this way).
 pub fn measured_child(settings: &[(&str, Mode)]) -> bool {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [flag, workload, setting, ..] = &args[..] else {
+    let [flag, workload, setting, rest @ ..] = &args[..] else {
         return false;
     };
-    if flag != "--measure" {
-        return false;
-    }
+    let timed = match flag.as_str() {
+        "--measure" => None,
+        "--time" => Some(
+            rest.first()
+                .and_then(|s| s.parse::<f64>().ok())
+                .expect("--time WORKLOAD SETTING SECS"),
+        ),
+        _ => return false,
+    };
     let mode = settings
         .iter()
         .find(|s| s.0 == setting)
         .unwrap_or_else(|| panic!("this binary has no setting {setting:?}"))
         .1;
-    struct One<'a>(&'a str, Mode, bool);
+    struct One<'a>(&'a str, Mode, bool, Option<f64>);
     impl Visitor for One<'_> {
         fn visit<W: Workload>(&mut self) {
             if W::NAME != self.0 {
@@ -412,10 +425,14 @@ pub fn measured_child(settings: &[(&str, Mode)]) -> bool {
             self.2 = true;
             let input = W::input();
             let n = measured_iters(W::NAME);
+            let secs = self.3;
             let run = |f: &mut dyn FnMut()| {
                 f();
                 f();
-                bumper_bench_measured(n, f);
+                match secs {
+                    None => bumper_bench_measured(n, f),
+                    Some(secs) => time_iterations(secs, f),
+                }
             };
             match self.1 {
                 Mode::Bare => run(&mut || {
@@ -439,8 +456,42 @@ pub fn measured_child(settings: &[(&str, Mode)]) -> bool {
             }
         }
     }
-    let mut one = One(workload, mode, false);
+    let mut one = One(workload, mode, false, timed);
     for_each_workload(&mut one);
     assert!(one.2, "unknown workload {workload:?}");
     true
+}
+
+/// Times single iterations of `f` for about `secs` seconds of wall time (at
+/// least 5 iterations) and prints two medians in nanoseconds, the CPU time
+/// of the process (all its threads: `CLOCK_PROCESS_CPUTIME_ID`) and the wall
+/// time, and the count. On a shared machine the CPU time is the steadier:
+/// waiting for a core does not count.
+fn time_iterations(secs: f64, f: &mut dyn FnMut()) {
+    fn cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to fill; the clock id is valid.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+    let mut cpu = Vec::with_capacity(1 << 16);
+    let mut wall = Vec::with_capacity(1 << 16);
+    let start = std::time::Instant::now();
+    while cpu.len() < 5 || (start.elapsed().as_secs_f64() < secs && cpu.len() < 1 << 16) {
+        let (c, t) = (cpu_ns(), std::time::Instant::now());
+        f();
+        wall.push(t.elapsed().as_nanos() as u64);
+        cpu.push(cpu_ns() - c);
+    }
+    cpu.sort_unstable();
+    wall.sort_unstable();
+    println!(
+        "{} {} {}",
+        cpu[cpu.len() / 2],
+        wall[wall.len() / 2],
+        cpu.len()
+    );
 }
