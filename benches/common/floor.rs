@@ -173,8 +173,9 @@ fn take_slice(l: &Local) -> bool {
 }
 
 /// The key's destructor: the thread is exiting (its Rust thread-locals are
-/// already gone), so its slice goes to the next new thread.
-unsafe extern "C" fn give_back(v: *mut libc::c_void) {
+/// already gone), so its slice goes to the next new thread. `v` is the
+/// slice's index plus one, as `take_slice` set it.
+extern "C" fn give_back(v: *mut libc::c_void) {
     let i = v as usize - 1;
     let _ = LOCAL.try_with(|l| {
         DIRTY[i].store(l.dirty.get().max(l.cur.get()), Ordering::Release);
@@ -187,6 +188,9 @@ unsafe extern "C" fn give_back(v: *mut libc::c_void) {
 
 /// Allocations that do not fit the fast path: the thread's first, an
 /// alignment above 8, or the end of the slice.
+///
+/// # Safety
+/// As for [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
 #[inline(never)]
 unsafe fn alloc_slow(layout: Layout) -> *mut u8 {
     let p = LOCAL.with(|l| {
