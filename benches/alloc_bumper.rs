@@ -5,7 +5,8 @@
 
 mod common;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::Mode;
+use criterion::{Criterion, criterion_group};
 
 #[global_allocator]
 static GLOBAL: bumper::Bumper = bumper::Bumper::system();
@@ -16,4 +17,17 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(alloc, benches);
-criterion_main!(alloc);
+/// Settings of this binary for `--measure` (see `common::measured_child`).
+const SETTINGS: &[(&str, Mode)] = &[
+    ("bumper-region", Mode::Region),
+    ("bumper-no-region", Mode::Bare),
+    ("bumpalo", Mode::Bumpalo),
+];
+
+fn main() {
+    if common::measured_child(SETTINGS) {
+        return;
+    }
+    alloc();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,7 +5,8 @@
 
 mod common;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::Mode;
+use criterion::{Criterion, criterion_group};
 
 #[global_allocator]
 static GLOBAL: bumper::Bumper<mimalloc::MiMalloc> = bumper::Bumper::new(mimalloc::MiMalloc);
@@ -15,4 +16,16 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(alloc, benches);
-criterion_main!(alloc);
+/// Settings of this binary for `--measure` (see `common::measured_child`).
+const SETTINGS: &[(&str, Mode)] = &[
+    ("bumper-mimalloc-region", Mode::Region),
+    ("bumper-mimalloc-no-region", Mode::Bare),
+];
+
+fn main() {
+    if common::measured_child(SETTINGS) {
+        return;
+    }
+    alloc();
+    Criterion::default().configure_from_args().final_summary();
+}

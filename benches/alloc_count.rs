@@ -17,6 +17,7 @@
 //! | setting | inner | how an iteration runs |
 //! |---|---|---|
 //! | `glibc`, `mimalloc`, `jemalloc` | that allocator | bare, outside any region |
+//! | `floor` | the floor (`common::floor`) | bare, in a `floor::scope` (its reset) |
 //! | `bumpalo` | system | bumpalo's explicit API, `Bump` reset per iteration |
 //! | `bumper-region` | system | in a region, checkpoint and reset per iteration |
 //! | `bumper-mimalloc-region` | mimalloc | the same |
@@ -46,10 +47,11 @@ use serde_json::{Value, json};
 static GLOBAL: bumper::Bumper<Counting> = bumper::Bumper::new(Counting);
 
 /// The settings run, with their inner allocator and mode.
-const SETTINGS: [(&str, Inner, Mode); 6] = [
+const SETTINGS: [(&str, Inner, Mode); 7] = [
     ("glibc", Inner::System, Mode::Bare),
     ("mimalloc", Inner::Mimalloc, Mode::Bare),
     ("jemalloc", Inner::Jemalloc, Mode::Bare),
+    ("floor", Inner::Floor, Mode::Floor),
     ("bumpalo", Inner::System, Mode::Bumpalo),
     ("bumper-region", Inner::System, Mode::Region),
     ("bumper-mimalloc-region", Inner::Mimalloc, Mode::Region),
@@ -60,6 +62,8 @@ enum Mode {
     Bare,
     Bumpalo,
     Region,
+    /// In a `floor::scope` (the inner allocator is the floor).
+    Floor,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,7 @@ enum Inner {
     System = 1,
     Mimalloc = 2,
     Jemalloc = 3,
+    Floor = 4,
 }
 
 impl Inner {
@@ -76,6 +81,7 @@ impl Inner {
             Inner::System => "system",
             Inner::Mimalloc => "mimalloc",
             Inner::Jemalloc => "jemalloc",
+            Inner::Floor => "floor",
         }
     }
 }
@@ -88,6 +94,7 @@ fn inner() -> Inner {
         1 => Inner::System,
         2 => Inner::Mimalloc,
         3 => Inner::Jemalloc,
+        4 => Inner::Floor,
         _ => {
             // The first allocation happens before `main`, on the only
             // thread. `getenv` does not allocate.
@@ -104,6 +111,7 @@ fn inner() -> Inner {
             let i = match name {
                 b"mimalloc" => Inner::Mimalloc,
                 b"jemalloc" => Inner::Jemalloc,
+                b"floor" => Inner::Floor,
                 _ => Inner::System,
             };
             INNER.store(i as u8, Relaxed);
@@ -150,6 +158,7 @@ unsafe impl GlobalAlloc for Counting {
                 Inner::System => System.alloc(layout),
                 Inner::Mimalloc => mimalloc::MiMalloc.alloc(layout),
                 Inner::Jemalloc => tikv_jemallocator::Jemalloc.alloc(layout),
+                Inner::Floor => common::floor::Floor.alloc(layout),
             }
         }
     }
@@ -162,6 +171,7 @@ unsafe impl GlobalAlloc for Counting {
                 Inner::System => System.alloc_zeroed(layout),
                 Inner::Mimalloc => mimalloc::MiMalloc.alloc_zeroed(layout),
                 Inner::Jemalloc => tikv_jemallocator::Jemalloc.alloc_zeroed(layout),
+                Inner::Floor => common::floor::Floor.alloc_zeroed(layout),
             }
         }
     }
@@ -175,6 +185,7 @@ unsafe impl GlobalAlloc for Counting {
                 Inner::System => System.realloc(ptr, layout, new_size),
                 Inner::Mimalloc => mimalloc::MiMalloc.realloc(ptr, layout, new_size),
                 Inner::Jemalloc => tikv_jemallocator::Jemalloc.realloc(ptr, layout, new_size),
+                Inner::Floor => common::floor::Floor.realloc(ptr, layout, new_size),
             }
         }
     }
@@ -188,6 +199,7 @@ unsafe impl GlobalAlloc for Counting {
                 Inner::System => System.dealloc(ptr, layout),
                 Inner::Mimalloc => mimalloc::MiMalloc.dealloc(ptr, layout),
                 Inner::Jemalloc => tikv_jemallocator::Jemalloc.dealloc(ptr, layout),
+                Inner::Floor => common::floor::Floor.dealloc(ptr, layout),
             }
         }
     }
@@ -260,6 +272,7 @@ fn measure_one<W: Workload>(setting: &str, mode: Mode, iters: u64) -> Value {
     let mut one = || -> u64 {
         match (mode, &region, &mut bump) {
             (Mode::Region, Some(r), _) => r.run::<W>(black_box(&input), &enter_marked),
+            (Mode::Floor, ..) => common::floor::scope(|| W::run(black_box(&input))),
             (Mode::Bumpalo, _, Some(b)) => {
                 common::run_bumpalo::<W>(black_box(&input), b).expect("a bumpalo version")
             }

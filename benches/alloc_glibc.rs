@@ -4,11 +4,21 @@
 
 mod common;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::Mode;
+use criterion::{Criterion, criterion_group};
 
 fn benches(c: &mut Criterion) {
     common::bench_peer(c, "glibc");
 }
 
 criterion_group!(alloc, benches);
-criterion_main!(alloc);
+/// Settings of this binary for `--measure` (see `common::measured_child`).
+const SETTINGS: &[(&str, Mode)] = &[("glibc", Mode::Bare)];
+
+fn main() {
+    if common::measured_child(SETTINGS) {
+        return;
+    }
+    alloc();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -3,7 +3,8 @@
 
 mod common;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::Mode;
+use criterion::{Criterion, criterion_group};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -13,4 +14,13 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(alloc, benches);
-criterion_main!(alloc);
+/// Settings of this binary for `--measure` (see `common::measured_child`).
+const SETTINGS: &[(&str, Mode)] = &[("jemalloc", Mode::Bare)];
+
+fn main() {
+    if common::measured_child(SETTINGS) {
+        return;
+    }
+    alloc();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -18,6 +18,16 @@
 //! count per operation is the total over `n`; it includes the loop and an
 //! indirect call (the `enter-empty/no-region` row is that alone).
 //!
+//! Group `workload` counts every workload (but `threads2`: callgrind
+//! counts the measuring thread only; and `mlp`, minutes under valgrind for
+//! 320 allocations per iteration) under every allocator setting, in the
+//! criterion bench binaries themselves (`alloc_glibc`, ..., `alloc_floor`,
+//! run as `BIN --measure WORKLOAD SETTING`, see
+//! `common::measured_child`): instructions per iteration, after two
+//! unmeasured ones. They are found next to this binary (the newest
+//! `alloc_*-<hash>` of the same directory), so build them first
+//! (`cargo bench -p bumper-benches --no-run`); missing ones are skipped.
+//!
 //! `FILTER`s are substrings of `group/name`; `--out-dir DIR` keeps the
 //! callgrind output files (default `<target>/bench/callgrind`).
 
@@ -32,21 +42,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bumpalo::Bump;
 use bumper::{Arena, with_bumper};
 use common::small::{ALLOCS, Small};
-use common::{RegionArena, Workload, direct};
+use common::{RegionArena, Workload, bumper_bench_measured, direct};
 use serde_json::{Value, json};
 
 #[global_allocator]
 static GLOBAL: bumper::Bumper = bumper::Bumper::system();
-
-/// The measured part: callgrind counts the instructions executed between
-/// entering and leaving this function (`--toggle-collect`).
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub fn bumper_bench_measured(n: u64, f: &mut dyn FnMut()) {
-    for _ in 0..n {
-        f();
-    }
-}
 
 /// Calls per operation: the API operations are a few dozen instructions,
 /// a reset's setup is up to a million allocations, an iteration of
@@ -151,6 +151,63 @@ fn all_ops() -> Vec<(String, String)> {
         n.0.push(("small".into(), s.into()));
     }
     n.0
+}
+
+/// The bench binaries and their settings counted in group `workload`.
+const BINARIES: [(&str, &[&str]); 6] = [
+    ("alloc_glibc", &["glibc"]),
+    ("alloc_mimalloc", &["mimalloc"]),
+    ("alloc_jemalloc", &["jemalloc"]),
+    ("alloc_floor", &["floor"]),
+    (
+        "alloc_bumper",
+        &["bumper-region", "bumper-no-region", "bumpalo"],
+    ),
+    (
+        "alloc_bumper_mimalloc",
+        &["bumper-mimalloc-region", "bumper-mimalloc-no-region"],
+    ),
+];
+
+/// Workloads with a bumpalo version.
+const WITH_BUMPALO: [&str; 2] = ["small", "vecgrow"];
+
+/// The newest executable `<name>-<hash>` in `dir`.
+fn sibling(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let prefix = format!("{name}-");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let f = e.file_name();
+            let f = f.to_string_lossy();
+            f.starts_with(&prefix) && !f.contains('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// The operations of group `workload`: (id, binary, workload, setting).
+fn workload_ops() -> Vec<(String, &'static str, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    for w in common::workload_names() {
+        // threads2: callgrind counts the measuring thread only. mlp: its
+        // matrix kernels take minutes under valgrind, for 320 allocations
+        // per iteration.
+        if w == "threads2" || w == "mlp" {
+            continue;
+        }
+        for (bin, settings) in BINARIES {
+            for &s in settings {
+                if s == "bumpalo" && !WITH_BUMPALO.contains(&w) {
+                    continue;
+                }
+                v.push((format!("workload/{w}/{s}"), bin, w, s));
+            }
+        }
+    }
+    v
 }
 
 /// The settings of `small` counted here.
@@ -289,6 +346,47 @@ fn main() {
             rec["ir_per_pair"] = json!(total as f64 / (n as f64 * ALLOCS as f64));
         }
         results.push(rec);
+    }
+    let deps = exe
+        .parent()
+        .expect("the executable's directory")
+        .to_path_buf();
+    for (id, bin, w, setting) in workload_ops() {
+        if !only.is_empty() && !only.iter().any(|o| id.contains(o.as_str())) {
+            continue;
+        }
+        let Some(path) = sibling(&deps, bin) else {
+            eprintln!("callgrind_ops: {id}: no {bin} binary next to this one (build it first)");
+            continue;
+        };
+        eprintln!("callgrind_ops: {id}");
+        let file = out_dir.join(format!("workload.{w}.{setting}.out"));
+        let out = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg("--collect-atstart=no")
+            .arg("--toggle-collect=bumper_bench_measured")
+            .arg(format!("--callgrind-out-file={}", file.display()))
+            .arg(&path)
+            .args(["--measure", w, setting])
+            .env("BUMPER_RESERVE", "1G")
+            .output()
+            .expect("run valgrind");
+        assert!(
+            out.status.success(),
+            "{id} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n = common::measured_iters(w);
+        let total = callgrind_total(&file);
+        results.push(json!({
+            "group": "workload",
+            "name": format!("{w}/{setting}"),
+            "workload": w,
+            "setting": setting,
+            "calls": n,
+            "ir_total": total,
+            "ir_per_call": total as f64 / n as f64,
+        }));
     }
     let doc: Value = json!({
         "tool": "callgrind_ops",

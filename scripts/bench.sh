@@ -2,7 +2,9 @@
 # The whole benchmark pipeline, in order: build, the criterion benches (one
 # binary per allocator, and region_speed for the region API and resets), the
 # untimed count run (inner-allocator calls and peak RSS), the untimed
-# callgrind run (instructions per operation; needs valgrind), and the report
+# callgrind run (instructions per operation; needs valgrind), the interleaved
+# timing (scripts/bench_interleaved.py: CPU time per iteration, every
+# workload and setting in shuffled rounds), and the report
 # that regenerates BENCHMARKS.md and docs/bench.svg.
 #
 # Usage: scripts/bench.sh [WORKLOAD...]
@@ -18,6 +20,8 @@
 #   BENCH_COUNT_ITERS  iterations per count run (default 10)
 #   BENCH_RESET_SAMPLES  samples of region_speed's reset-scale group (default 100)
 #   BENCH_LABEL        a note for the top of BENCHMARKS.md, e.g. "provisional"
+#   BENCH_ROUNDS, BENCH_ROUND_SECS  rounds and seconds per cell of the
+#                      interleaved timing (default 3, 0.6)
 #
 # Every step's command and wall time go to target/bench/run.tsv, which the
 # report prints as "the exact commands".
@@ -92,6 +96,10 @@ if command -v valgrind >/dev/null; then
 else
     printf '\nvalgrind not found: no callgrind run (the report keeps the last counts)\n' >&2
 fi
+
+# Interleaved rounds of every cell, CPU time per iteration: the times the
+# targets use (steadier than criterion's on a shared machine).
+step interleaved scripts/bench_interleaved.py --rounds "${BENCH_ROUNDS:-3}" --secs "${BENCH_ROUND_SECS:-0.6}" "$@"
 
 printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >>"$run"
 printf 'total\t%s\n' "$(secs "$start" "$(now)")" >>"$run"

@@ -16,6 +16,7 @@
 //! | `alloc_jemalloc` | `tikv_jemallocator::Jemalloc` | `jemalloc` |
 //! | `alloc_bumper` | `bumper::Bumper<System>` | `bumper-region`, `bumper-no-region`, `bumpalo` |
 //! | `alloc_bumper_mimalloc` | `bumper::Bumper<MiMalloc>` | `bumper-mimalloc-region`, `bumper-mimalloc-no-region` |
+//! | `alloc_floor` | [`floor::Floor`] (unsafe, bench only) | `floor` |
 //! | `alloc_count` (not timed) | `Bumper<Counting<any of the above>>` | none: prints JSON |
 //!
 //! Results land in `target/criterion/<workload>/<function>/`, side by side;
@@ -40,10 +41,14 @@
 #![allow(dead_code)]
 
 pub mod btree;
+pub mod floor;
 pub mod json;
+pub mod markdown;
 pub mod mlp;
+pub mod regex_search;
 pub mod rng;
 pub mod small;
+pub mod syn_print;
 pub mod threads2;
 pub mod vecgrow;
 
@@ -130,6 +135,9 @@ pub fn for_each_workload(v: &mut impl Visitor) {
     v.visit::<vecgrow::VecGrow>();
     v.visit::<json::Json>();
     v.visit::<btree::Btree>();
+    v.visit::<syn_print::Syn>();
+    v.visit::<regex_search::RegexSearch>();
+    v.visit::<markdown::Markdown>();
     v.visit::<mlp::Mlp>();
     v.visit::<threads2::Threads2>();
 }
@@ -321,4 +329,169 @@ pub fn bench_bumpalo(c: &mut Criterion) {
         }
     }
     for_each_workload(&mut Explicit(c));
+}
+
+/// Benchmarks every workload under the floor allocator (`floor::Floor`,
+/// which the calling binary must have installed), as function `floor`:
+/// each iteration in a [`floor::scope`], whose end moves the cursor back.
+pub fn bench_floor(c: &mut Criterion) {
+    struct F<'c>(&'c mut Criterion);
+    impl Visitor for F<'_> {
+        fn visit<W: Workload>(&mut self) {
+            let input = W::input();
+            let mut g = group::<W>(self.0);
+            g.bench_function("floor", |b| {
+                b.iter(|| floor::scope(|| W::run(black_box(&input))))
+            });
+            g.finish();
+        }
+    }
+    for_each_workload(&mut F(c));
+}
+
+/// How one iteration of a workload runs in [`measured_child`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `W::run` under the binary's global allocator, outside any region.
+    Bare,
+    /// In a region of bumper's shim, with a checkpoint and a reset.
+    Region,
+    /// bumpalo's explicit API, with a reset.
+    Bumpalo,
+    /// In a [`floor::scope`] (the binary's allocator must be the floor).
+    Floor,
+}
+
+/// The measured part of an instruction count: callgrind counts the
+/// instructions executed between entering and leaving this function
+/// (`--toggle-collect=bumper_bench_measured`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn bumper_bench_measured(n: u64, f: &mut dyn FnMut()) {
+    for _ in 0..n {
+        f();
+    }
+}
+
+/// Iterations of workload `name` measured per instruction count: enough to
+/// make the count per iteration exact to a few instructions, few enough to
+/// keep a callgrind run to seconds.
+pub fn measured_iters(name: &str) -> u64 {
+    match name {
+        "small" => 4,
+        "vecgrow" => 20,
+        _ => 1,
+    }
+}
+
+/// If the process was started as `BIN --measure WORKLOAD SETTING`, runs
+/// `WORKLOAD` twice unmeasured (steady state) and then
+/// [`measured_iters`] times inside [`bumper_bench_measured`] in the mode
+/// that `settings` gives `SETTING`, and returns true; otherwise returns
+/// false and the binary runs its criterion benches. `callgrind_ops` starts
+/// every bench binary this way under callgrind.
+///
+/// `BIN --time WORKLOAD SETTING SECS` instead runs it unmeasured twice, then
+/// for about `SECS` seconds, and prints one line: the median CPU time and
+/// the median wall time of an iteration in nanoseconds, and the number of
+/// iterations timed
+/// (`scripts/bench_interleaved.py` runs the cells of all binaries in
+/// interleaved rounds this way).
+pub fn measured_child(settings: &[(&str, Mode)]) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [flag, workload, setting, rest @ ..] = &args[..] else {
+        return false;
+    };
+    let timed = match flag.as_str() {
+        "--measure" => None,
+        "--time" => Some(
+            rest.first()
+                .and_then(|s| s.parse::<f64>().ok())
+                .expect("--time WORKLOAD SETTING SECS"),
+        ),
+        _ => return false,
+    };
+    let mode = settings
+        .iter()
+        .find(|s| s.0 == setting)
+        .unwrap_or_else(|| panic!("this binary has no setting {setting:?}"))
+        .1;
+    struct One<'a>(&'a str, Mode, bool, Option<f64>);
+    impl Visitor for One<'_> {
+        fn visit<W: Workload>(&mut self) {
+            if W::NAME != self.0 {
+                return;
+            }
+            self.2 = true;
+            let input = W::input();
+            let n = measured_iters(W::NAME);
+            let secs = self.3;
+            let run = |f: &mut dyn FnMut()| {
+                f();
+                f();
+                match secs {
+                    None => bumper_bench_measured(n, f),
+                    Some(secs) => time_iterations(secs, f),
+                }
+            };
+            match self.1 {
+                Mode::Bare => run(&mut || {
+                    black_box(W::run(black_box(&input)));
+                }),
+                Mode::Region => {
+                    let arena = RegionArena::for_workload::<W>();
+                    run(&mut || {
+                        black_box(arena.run::<W>(black_box(&input), &direct));
+                    })
+                }
+                Mode::Bumpalo => {
+                    let mut bump = Bump::new();
+                    run(&mut || {
+                        black_box(run_bumpalo::<W>(black_box(&input), &mut bump));
+                    })
+                }
+                Mode::Floor => run(&mut || {
+                    black_box(floor::scope(|| W::run(black_box(&input))));
+                }),
+            }
+        }
+    }
+    let mut one = One(workload, mode, false, timed);
+    for_each_workload(&mut one);
+    assert!(one.2, "unknown workload {workload:?}");
+    true
+}
+
+/// Times single iterations of `f` for about `secs` seconds of wall time (at
+/// least 5 iterations) and prints two medians in nanoseconds, the CPU time
+/// of the process (all its threads: `CLOCK_PROCESS_CPUTIME_ID`) and the wall
+/// time, and the count. On a shared machine the CPU time is the steadier:
+/// waiting for a core does not count.
+fn time_iterations(secs: f64, f: &mut dyn FnMut()) {
+    fn cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to fill; the clock id is valid.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+    let mut cpu = Vec::with_capacity(1 << 16);
+    let mut wall = Vec::with_capacity(1 << 16);
+    let start = std::time::Instant::now();
+    while cpu.len() < 5 || (start.elapsed().as_secs_f64() < secs && cpu.len() < 1 << 16) {
+        let (c, t) = (cpu_ns(), std::time::Instant::now());
+        f();
+        wall.push(t.elapsed().as_nanos() as u64);
+        cpu.push(cpu_ns() - c);
+    }
+    cpu.sort_unstable();
+    wall.sort_unstable();
+    println!(
+        "{} {} {}",
+        cpu[cpu.len() / 2],
+        wall[wall.len() / 2],
+        cpu.len()
+    );
 }
