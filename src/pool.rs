@@ -1,0 +1,716 @@
+//! [`Pool`]: a pool of [`LockedArena`]s for units of work that come and go
+//! (an arena per request); [`Lease`], an arena taken from it that goes back
+//! reset when dropped; [`Leased`], a value that keeps its lease.
+//!
+//! The idle arenas are kept in *shards*, one per CPU or so, each behind its
+//! own short lock and on its own cache lines. A thread takes from the shard
+//! its id maps to (and only when that one is empty or busy from the others),
+//! and an arena goes back to the shard it was made in, so workers do not
+//! serialise on one lock. A lease's slot (the arena, its count of holders
+//! and its shard) is made once per arena, on the heap, and reused with it.
+
+use core::fmt;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use crossbeam_utils::CachePadded;
+
+use crate::arena::LockedArena;
+use crate::arena::sealed::Sealed;
+use crate::builder::ArenaBuilder;
+use crate::error::ConfigError;
+use crate::escape::{EscapeSite, handle_escape};
+use crate::region::outside_regions;
+use crate::route;
+use crate::stats::ArenaStats;
+
+/// Idle arenas a pool keeps, by default.
+const DEFAULT_MAX_IDLE: usize = 64;
+/// The most shards a pool splits its idle arenas into.
+const MAX_SHARDS: usize = 64;
+
+/// A pool of [`LockedArena`]s, for an arena per unit of work (a request, a
+/// job) without making one each time.
+///
+/// [`take`](Pool::take) hands out a [`Lease`]: an arena of the pool, or a
+/// new one if none is idle (it never waits). Dropping the lease resets the
+/// arena, reports what escaped by the arena's
+/// [`EscapePolicy`](crate::EscapePolicy), and gives it back to the pool,
+/// which keeps up to [`max_idle`](PoolBuilder::max_idle) idle arenas (64 by
+/// default) and drops the rest. A `Pool` is a handle: clones share the same
+/// arenas, and it is `Send + Sync`.
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{is_arena_pointer, with_bumper, Pool};
+///
+/// let pool = Pool::new();
+/// for request in 0..3 {
+///     let lease = pool.take();
+///     let body = with_bumper(&*lease, || format!("{{\"request\": {request}}}"));
+///     assert!(is_arena_pointer(body.as_ptr()));
+///     drop(body);
+///     drop(lease); // resets the arena and puts it back
+/// }
+/// let s = pool.stats();
+/// assert_eq!((s.leases, s.arenas_created, s.unclean_resets), (3, 1, 0));
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+/// What the handles of one pool share.
+struct Shared {
+    shards: Box<[Arc<Shard>]>,
+    /// `shards.len() - 1`; the length is a power of two.
+    mask: usize,
+}
+
+/// A part of the pool's idle arenas, behind its own lock.
+struct Shard {
+    state: CachePadded<Mutex<ShardState>>,
+    builder: ArenaBuilder<LockedArena>,
+    /// Idle arenas this shard keeps at most.
+    cap: usize,
+}
+
+struct ShardState {
+    idle: Vec<Box<Slot>>,
+    /// The pool was dropped: arenas coming back are dropped too.
+    closed: bool,
+    counts: PoolStats,
+}
+
+/// One arena of the pool, with the count of the leases that hold it (a
+/// [`Lease`] and, inside the crate, the shares the tower layer hands to
+/// response chunks) and the shard it goes back to.
+struct Slot {
+    arena: LockedArena,
+    holders: AtomicUsize,
+    home: Arc<Shard>,
+}
+
+/// Counters of a [`Pool`], from [`Pool::stats`].
+///
+/// ```
+/// let pool = bumper::Pool::new();
+/// drop(pool.take());
+/// let s = pool.stats();
+/// assert_eq!((s.leases, s.resets, s.idle), (1, 1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Leases handed out by [`Pool::take`].
+    pub leases: u64,
+    /// Arenas made, because none was idle when a lease was taken (and the
+    /// one made by the pool's builder to check its settings).
+    pub arenas_created: u64,
+    /// Arenas idle in the pool now.
+    pub idle: u64,
+    /// Resets of arenas coming back from their leases.
+    pub resets: u64,
+    /// Those resets that found memory still in use (an escape) or could
+    /// not reset (a checkpoint of the dropping thread still active).
+    pub unclean_resets: u64,
+    /// Blocks and bytes those resets found still in use, in all.
+    pub escaped_blocks: u64,
+    /// See [`escaped_blocks`](Self::escaped_blocks).
+    pub escaped_bytes: u64,
+    /// Arenas dropped instead of kept: the pool already held as many idle
+    /// arenas as it may, the reset was not clean (the arena is not handed
+    /// out again), or the pool was gone.
+    pub discarded: u64,
+}
+
+impl PoolStats {
+    fn add(&mut self, o: &PoolStats) {
+        self.leases += o.leases;
+        self.arenas_created += o.arenas_created;
+        self.idle += o.idle;
+        self.resets += o.resets;
+        self.unclean_resets += o.unclean_resets;
+        self.escaped_blocks += o.escaped_blocks;
+        self.escaped_bytes += o.escaped_bytes;
+        self.discarded += o.discarded;
+    }
+}
+
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} leases, {} arenas made, {} idle, {} resets ({} unclean: {} blocks, {} escaped), {} discarded",
+            self.leases,
+            self.arenas_created,
+            self.idle,
+            self.resets,
+            self.unclean_resets,
+            self.escaped_blocks,
+            crate::stats::Bytes(self.escaped_bytes),
+            self.discarded
+        )
+    }
+}
+
+/// Configures a [`Pool`]: the settings of its arenas and how many idle ones
+/// it keeps.
+///
+/// ```
+/// use bumper::{EscapePolicy, LockedArena, Pool};
+///
+/// let pool = Pool::builder()
+///     .arenas(LockedArena::builder().max_threads(8).escape_policy(EscapePolicy::Panic))
+///     .max_idle(16)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.take().escape_policy(), EscapePolicy::Panic);
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    arenas: ArenaBuilder<LockedArena>,
+    max_idle: usize,
+}
+
+impl PoolBuilder {
+    /// The settings of every arena of the pool (default:
+    /// `LockedArena::builder()` as it comes).
+    ///
+    /// ```
+    /// let pool = bumper::Pool::builder()
+    ///     .arenas(bumper::LockedArena::builder().chunk_size(1 << 20))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn arenas(mut self, builder: ArenaBuilder<LockedArena>) -> Self {
+        self.arenas = builder;
+        self
+    }
+
+    /// The most idle arenas the pool keeps (default 64); arenas given back
+    /// beyond that are dropped. 0 keeps none: every lease makes an arena.
+    ///
+    /// ```
+    /// let pool = bumper::Pool::builder().max_idle(0).build().unwrap();
+    /// drop(pool.take());
+    /// assert_eq!(pool.stats().idle, 0);
+    /// ```
+    pub fn max_idle(mut self, n: usize) -> Self {
+        self.max_idle = n;
+        self
+    }
+
+    /// Makes the pool, with one idle arena (if it may keep one) made with
+    /// the settings to check them.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`ArenaBuilder::build`] if the arena settings
+    /// are wrong.
+    ///
+    /// ```
+    /// let bad = bumper::LockedArena::builder().chunk_size(1000);
+    /// assert!(bumper::Pool::builder().arenas(bad).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<Pool, ConfigError> {
+        // Pools are long-lived: their bookkeeping goes on the heap even if
+        // the pool is made inside a region.
+        outside_regions(|| {
+            let first = copy_builder(&self.arenas).build()?;
+            let n = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .next_power_of_two()
+                .min(MAX_SHARDS);
+            let shards: Box<[Arc<Shard>]> = (0..n)
+                .map(|i| {
+                    let cap = self.max_idle / n + usize::from(i < self.max_idle % n);
+                    Arc::new(Shard {
+                        state: CachePadded::new(Mutex::new(ShardState {
+                            idle: Vec::with_capacity(cap),
+                            closed: false,
+                            counts: PoolStats::default(),
+                        })),
+                        builder: copy_builder(&self.arenas),
+                        cap,
+                    })
+                })
+                .collect();
+            let home = &shards[0];
+            let mut st = lock(home);
+            st.counts.arenas_created += 1;
+            if home.cap > 0 {
+                st.idle.push(Box::new(Slot {
+                    arena: first,
+                    holders: AtomicUsize::new(0),
+                    home: Arc::clone(home),
+                }));
+                st.counts.idle += 1;
+            } else {
+                st.counts.discarded += 1;
+            }
+            drop(st);
+            Ok(Pool {
+                shared: Arc::new(Shared {
+                    mask: n - 1,
+                    shards,
+                }),
+            })
+        })
+    }
+}
+
+/// A copy of an arena builder, which holds only plain settings.
+///
+/// `ArenaBuilder<K>` derives `Clone` and `Copy` with a bound on `K` (which
+/// it only names in a `PhantomData`), so `ArenaBuilder<LockedArena>` is not
+/// `Copy` though all its fields are.
+fn copy_builder(b: &ArenaBuilder<LockedArena>) -> ArenaBuilder<LockedArena> {
+    // Compiles only while every field of `ArenaBuilder` is `Copy` (the
+    // derive requires it for `K = ()`), which also rules out a `Drop` impl.
+    const _: fn() = || {
+        fn is_copy<T: Copy>() {}
+        is_copy::<ArenaBuilder<()>>();
+    };
+    // SAFETY: all fields of `ArenaBuilder` are `Copy` (checked above) and
+    // the type has no `Drop`, so a bitwise copy is a valid, independent
+    // value; `b` stays valid.
+    unsafe { core::ptr::read(b) }
+}
+
+/// Locks a shard. Its critical sections never panic, call user code or
+/// allocate (the idle list has its capacity from the start), so a poisoned
+/// lock still holds consistent state.
+fn lock(shard: &Shard) -> MutexGuard<'_, ShardState> {
+    shard.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// As [`lock`], or `None` if another thread holds the lock now.
+fn try_lock(shard: &Shard) -> Option<MutexGuard<'_, ShardState>> {
+    match shard.state.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+impl Pool {
+    /// A pool of arenas with default settings (`LockedArena::new()`'s),
+    /// keeping up to 64 idle ones.
+    ///
+    /// ```
+    /// let pool = bumper::Pool::new();
+    /// assert_eq!(pool.stats().idle, 1); // one arena made up front
+    /// ```
+    pub fn new() -> Pool {
+        Pool::builder()
+            .build()
+            .expect("the default arena settings are valid")
+    }
+
+    /// A builder for a configured pool.
+    ///
+    /// ```
+    /// let pool = bumper::Pool::builder().max_idle(4).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            arenas: LockedArena::builder(),
+            max_idle: DEFAULT_MAX_IDLE,
+        }
+    }
+
+    /// A pool whose arenas are made with `builder`, keeping up to 64 idle
+    /// ones: `Pool::builder().arenas(builder).build()`.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`ArenaBuilder::build`] if the settings are
+    /// wrong.
+    ///
+    /// ```
+    /// use bumper::{EscapePolicy, LockedArena, Pool};
+    ///
+    /// let pool = Pool::with_builder(LockedArena::builder().escape_policy(EscapePolicy::Keep))
+    ///     .unwrap();
+    /// assert_eq!(pool.take().escape_policy(), EscapePolicy::Keep);
+    /// ```
+    pub fn with_builder(builder: ArenaBuilder<LockedArena>) -> Result<Pool, ConfigError> {
+        Pool::builder().arenas(builder).build()
+    }
+
+    /// Takes an arena from the pool: an idle one, or a new one if none is
+    /// idle. Never waits. The [`Lease`] derefs to the [`LockedArena`];
+    /// dropping it resets the arena and gives it back.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+    /// let pool = bumper::Pool::new();
+    /// let lease = pool.take();
+    /// let n = lease.scoped(|| vec![1u8; 100].len()); // `LockedArena::scoped`
+    /// assert_eq!(n, 100);
+    /// ```
+    pub fn take(&self) -> Lease {
+        let shards = &self.shared.shards;
+        let mask = self.shared.mask;
+        let home = (route::tid() as usize) & mask;
+        for k in 0..=mask {
+            let shard = &shards[(home + k) & mask];
+            if let Some(mut st) = try_lock(shard)
+                && let Some(slot) = st.idle.pop()
+            {
+                st.counts.leases += 1;
+                st.counts.idle -= 1;
+                drop(st);
+                return Lease::from_slot(slot);
+            }
+        }
+        let shard = &shards[home];
+        let slot = outside_regions(|| {
+            Box::new(Slot {
+                arena: copy_builder(&shard.builder)
+                    .build()
+                    .expect("the pool's builder checked the settings"),
+                holders: AtomicUsize::new(0),
+                home: Arc::clone(shard),
+            })
+        });
+        let mut st = lock(shard);
+        st.counts.arenas_created += 1;
+        st.counts.leases += 1;
+        drop(st);
+        Lease::from_slot(slot)
+    }
+
+    /// The pool's counters, summed over its shards.
+    ///
+    /// ```
+    /// let pool = bumper::Pool::new();
+    /// let (a, b) = (pool.take(), pool.take()); // the second one is new
+    /// drop((a, b));
+    /// let s = pool.stats();
+    /// assert_eq!((s.leases, s.arenas_created, s.idle), (2, 2, 2));
+    /// ```
+    #[must_use = "`stats` only takes a snapshot; it has no effect"]
+    pub fn stats(&self) -> PoolStats {
+        let mut total = PoolStats::default();
+        for shard in &self.shared.shards {
+            total.add(&lock(shard).counts);
+        }
+        total
+    }
+
+    /// The stats of every idle arena of the pool (leased ones are not
+    /// counted), for checking that they came back clean.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+    /// let pool = bumper::Pool::new();
+    /// pool.take().scoped(|| drop(vec![0u8; 1000]));
+    /// for s in pool.idle_arena_stats() {
+    ///     assert_eq!((s.live_blocks, s.escapes), (0, 0));
+    /// }
+    /// ```
+    #[must_use = "`idle_arena_stats` only takes a snapshot; it has no effect"]
+    pub fn idle_arena_stats(&self) -> Vec<ArenaStats> {
+        let mut out = outside_regions(Vec::new);
+        for shard in &self.shared.shards {
+            let st = lock(shard);
+            // Outside the lock it could be leased and dropped meanwhile; the
+            // snapshot is quick and allocates nothing but `out`'s growth.
+            outside_regions(|| out.extend(st.idle.iter().map(|s| s.arena.stats())));
+        }
+        out
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl From<&Pool> for Pool {
+    /// Another handle to the same pool.
+    fn from(pool: &Pool) -> Pool {
+        pool.clone()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("shards", &self.shared.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle of the pool: its idle arenas are dropped, and arenas
+    /// still leased are dropped when their leases end.
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            let mut st = lock(shard);
+            st.closed = true;
+            let idle = core::mem::take(&mut st.idle);
+            drop(st);
+            drop(idle);
+        }
+    }
+}
+
+/// An arena taken from a [`Pool`]. Derefs to the [`LockedArena`]; dropping
+/// the lease resets the arena, reports an escape by the arena's
+/// [`EscapePolicy`](crate::EscapePolicy) (as [`LockedArena::reset`] does;
+/// under `Panic` the drop panics after the arena is back in the pool), and
+/// gives it back to the pool. A lease may be sent to and dropped on any
+/// thread, and may outlive its pool.
+///
+/// Drop the lease outside the arena's regions and after everything
+/// allocated in them: what is still in use then escapes the reset (it stays
+/// valid, and is counted). [`Lease::attach`] ties a value to the lease so
+/// that it goes first.
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{in_region, Pool};
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let pool = Pool::new();
+/// let lease = pool.take();
+/// let len = rt.block_on(in_region(lease.region(), async { format!("{}", 1 << 20).len() }));
+/// assert_eq!(len, 7);
+/// drop(lease);
+/// assert_eq!(pool.stats().unclean_resets, 0);
+/// ```
+pub struct Lease {
+    slot: NonNull<Slot>,
+}
+
+// SAFETY: a lease is a counted reference to a heap `Slot` whose fields are
+// all `Send + Sync` (a `LockedArena`, an atomic, an `Arc` of a shard behind a
+// mutex); the slot is freed or reused only by the last holder.
+unsafe impl Send for Lease {}
+// SAFETY: as above; through `&Lease` only `&LockedArena` is reachable.
+unsafe impl Sync for Lease {}
+
+impl std::panic::UnwindSafe for Lease {}
+impl std::panic::RefUnwindSafe for Lease {}
+
+impl Lease {
+    fn from_slot(slot: Box<Slot>) -> Lease {
+        slot.holders.store(1, Ordering::Relaxed);
+        Lease {
+            slot: NonNull::from(Box::leak(slot)),
+        }
+    }
+
+    fn slot(&self) -> &Slot {
+        // SAFETY: the slot lives until its last holder is dropped, and this
+        // lease is one.
+        unsafe { self.slot.as_ref() }
+    }
+
+    /// Another holder of the same arena: the arena goes back to the pool
+    /// when the last holder is dropped. For the tower layer's response
+    /// chunks, which outlive the body that made them.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn share(&self) -> Lease {
+        self.slot().holders.fetch_add(1, Ordering::Relaxed);
+        Lease { slot: self.slot }
+    }
+
+    /// Ties `value` to this lease: the [`Leased`] owns both, derefs to the
+    /// value, and when dropped drops the value first, then the lease (which
+    /// resets the arena and gives it back). For a response made in the
+    /// arena that must live until it is sent: with the `bytes` crate,
+    /// `Bytes::from_owner(leased)` sends it without a copy (call it outside
+    /// the arena's regions, so that the `Bytes`' own box is on the heap).
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+    /// use bumper::{with_bumper, Pool};
+    ///
+    /// let pool = Pool::new();
+    /// let lease = pool.take();
+    /// let body = with_bumper(&*lease, || format!("{:?}", [1, 2, 3]));
+    /// let response = lease.attach(body);
+    /// assert_eq!(&*response, "[1, 2, 3]");
+    /// assert_eq!(AsRef::<[u8]>::as_ref(&response), b"[1, 2, 3]");
+    /// drop(response); // the string, then the lease: a clean reset
+    /// assert_eq!(pool.stats().unclean_resets, 0);
+    /// ```
+    pub fn attach<T>(self, value: T) -> Leased<T> {
+        Leased { value, lease: self }
+    }
+}
+
+impl Deref for Lease {
+    type Target = LockedArena;
+
+    fn deref(&self) -> &LockedArena {
+        &self.slot().arena
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("arena", &self.slot().arena.id())
+            .finish()
+    }
+}
+
+impl Drop for Lease {
+    /// The last holder resets the arena, gives it back to the pool and
+    /// applies the arena's escape policy.
+    fn drop(&mut self) {
+        if self.slot().holders.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: this was the last holder: the slot is this code's alone,
+        // and was made by `Box::new` (`from_slot` leaked it).
+        let slot = unsafe { Box::from_raw(self.slot.as_ptr()) };
+        give_back(slot);
+    }
+}
+
+/// Resets a slot's arena, applies the arena's escape policy, and returns
+/// the arena to its shard (or drops it), also when the policy panics.
+fn give_back(slot: Box<Slot>) {
+    let result = slot.arena.try_reset();
+    let back = GiveBack {
+        slot: Some(slot),
+        result,
+    };
+    if let (Some(slot), Ok(r)) = (&back.slot, &back.result) {
+        let core = slot.arena.core_ref().0;
+        handle_escape(core.policy, &core.warned, EscapeSite::Reset, core.id, r);
+    }
+}
+
+/// Returns a reset slot to its shard when dropped.
+struct GiveBack {
+    slot: Option<Box<Slot>>,
+    result: Result<crate::ResetReport, crate::ResetError>,
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let home = Arc::clone(&slot.home);
+        let mut st = lock(&home);
+        st.counts.resets += 1;
+        let keep = match &self.result {
+            Ok(r) => {
+                let clean = r.is_clean();
+                if !clean {
+                    st.counts.unclean_resets += 1;
+                    st.counts.escaped_blocks += r.escaped_blocks;
+                    st.counts.escaped_bytes += r.escaped_bytes;
+                }
+                // An arena that kept escaped memory is not handed out again:
+                // its idle arenas stay clean, and the escaped blocks pin
+                // only their own chunks until they are freed.
+                clean && !st.closed && st.idle.len() < home.cap
+            }
+            Err(_) => {
+                st.counts.unclean_resets += 1;
+                false
+            }
+        };
+        let dropped = if keep {
+            st.idle.push(slot);
+            st.counts.idle += 1;
+            None
+        } else {
+            st.counts.discarded += 1;
+            Some(slot)
+        };
+        drop(st);
+        // Outside the lock: dropping an arena with blocks still in use
+        // reports them by its policy.
+        drop(dropped);
+    }
+}
+
+/// A value tied to the [`Lease`] of the arena it was made in, from
+/// [`Lease::attach`]. Derefs to the value; `AsRef<[u8]>` when the value is,
+/// so that `bytes::Bytes::from_owner(leased)` hands it to an HTTP stack
+/// without a copy. Dropping it drops the value, then the lease.
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
+/// use bumper::{is_arena_pointer, with_bumper, Leased, Pool};
+///
+/// let pool = Pool::new();
+/// let lease = pool.take();
+/// let v = with_bumper(&*lease, || vec![7u8; 64]);
+/// let leased: Leased<Vec<u8>> = lease.attach(v);
+/// assert!(is_arena_pointer(leased.as_ptr()));
+/// let sent = std::thread::spawn(move || leased.len()).join().unwrap();
+/// assert_eq!(sent, 64);
+/// assert_eq!(pool.stats().unclean_resets, 0);
+/// ```
+pub struct Leased<T> {
+    // Declared first: dropped before the lease.
+    value: T,
+    lease: Lease,
+}
+
+impl<T> Leased<T> {
+    /// The lease that the value holds.
+    ///
+    /// ```
+    /// let pool = bumper::Pool::new();
+    /// let leased = pool.take().attach(());
+    /// assert_eq!(leased.lease().stats().allocations, 0);
+    /// ```
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+}
+
+impl<T> Deref for Leased<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> core::ops::DerefMut for Leased<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Leased<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.value.as_ref()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Leased<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leased")
+            .field("value", &self.value)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
