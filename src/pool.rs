@@ -79,6 +79,9 @@ struct Shard {
 }
 
 struct ShardState {
+    /// Boxed: a lease points at its slot, which keeps its place while it is
+    /// idle and leased.
+    #[allow(clippy::vec_box)]
     idle: Vec<Box<Slot>>,
     /// The pool was dropped: arenas coming back are dropped too.
     closed: bool,

@@ -1,6 +1,9 @@
 //! `bumper::scratch` (issue 16, §3): each thread's own arena, reset after
 //! every call; the way to use bumper under rayon's `par_iter`.
 
+// These tests exist to allocate: `vec!` is deliberate.
+#![allow(clippy::useless_vec)]
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bumper::{is_arena_pointer, scratch, scratch_arena};

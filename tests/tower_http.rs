@@ -149,7 +149,7 @@ fn app(pool: &Pool) -> axum::Router {
         .route(
             "/panic",
             get(|| async {
-                let _scratch = vec![1u8; 100];
+                let _scratch = std::hint::black_box(vec![1u8; 100]);
                 std::panic::panic_any(String::from("the handler panics on purpose"));
                 #[allow(unreachable_code)]
                 ""
