@@ -66,6 +66,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::pool::{Lease, Pool};
 use crate::region::{outside_regions, with_bumper};
+use crate::route;
 use crate::scratch::rehome_payload;
 
 /// A [`tower_layer::Layer`] that runs each request of the service it wraps
@@ -215,19 +216,38 @@ where
         let this = unsafe { self.get_unchecked_mut() };
         assert!(this.live, "`ArenaFuture` polled after it completed");
         let lease = this.lease.as_ref().expect("a live future holds its lease");
-        // SAFETY: as above.
-        let fut = unsafe { Pin::new_unchecked(&mut *this.fut) };
-        let polled = with_bumper(&**lease, || catch_unwind(AssertUnwindSafe(|| fut.poll(cx))));
+        let (slot, live) = (&mut this.fut, &mut this.live);
+        let polled = with_bumper(&**lease, || {
+            // SAFETY: as above.
+            let fut = unsafe { Pin::new_unchecked(&mut **slot) };
+            let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+            if let Ok(Poll::Ready(_)) = polled {
+                // Done: dropped now, in the same entry of the region.
+                *live = false;
+                // SAFETY: dropped once (`live` is now false), in place, and
+                // never used again.
+                unsafe { ManuallyDrop::drop(slot) };
+            }
+            // The response's header table goes to the heap here, so that the
+            // old table's frees are local ones.
+            polled.map(|p| {
+                p.map(|out| {
+                    out.map(|mut response| {
+                        let headers = core::mem::take(response.headers_mut());
+                        *response.headers_mut() = headers_to_heap(headers);
+                        response
+                    })
+                })
+            })
+        });
         let out = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(out)) => out,
             Err(payload) => resume_unwind(rehome_payload(payload)),
         };
-        this.drop_inner();
         let lease = this.lease.take().expect("the lease is still here");
         Poll::Ready(out.map(|response| {
-            let (mut parts, body) = response.into_parts();
-            parts.headers = headers_to_heap(core::mem::take(&mut parts.headers));
+            let (parts, body) = response.into_parts();
             Response::from_parts(parts, ArenaBody::new(body, lease))
         }))
     }
@@ -391,16 +411,30 @@ fn chunk_with_lease(bytes: Bytes, lease: &Lease) -> Bytes {
         bytes,
         _share: lease.share(),
     };
-    outside_regions(|| Bytes::from_owner(chunk))
+    on_heap(|| Bytes::from_owner(chunk))
 }
 
 /// The entries of `map` in a map on the heap (the values are moved, not
 /// copied). An empty map without a table is returned as it is.
+///
+/// May run inside the region: the new table is made on the heap, and when
+/// every name has one value, moving the entries into it allocates nothing
+/// more (the table has room for them all), while the old table's frees stay
+/// local. Otherwise (a name with several values needs the map's extra-value
+/// list) the whole move runs outside regions.
 fn headers_to_heap(map: HeaderMap) -> HeaderMap {
     if map.capacity() == 0 {
         return map;
     }
-    outside_regions(|| {
+    if map.len() == map.keys_len() {
+        let mut out = on_heap(|| HeaderMap::with_capacity(map.keys_len()));
+        for (name, value) in map {
+            let name = name.expect("each name has one value: every item has its name");
+            out.insert(name, value);
+        }
+        return out;
+    }
+    on_heap(|| {
         let mut out = HeaderMap::with_capacity(map.keys_len());
         let mut last: Option<HeaderName> = None;
         for (name, value) in map {
@@ -417,4 +451,16 @@ fn headers_to_heap(map: HeaderMap) -> HeaderMap {
         }
         out
     })
+}
+
+/// Runs `f` with its allocations on the heap: directly when no region is
+/// active on this thread (the usual case here, right after the request's
+/// region was left), through [`outside_regions`] otherwise.
+#[inline]
+fn on_heap<R>(f: impl FnOnce() -> R) -> R {
+    if route::route().is_null() {
+        f()
+    } else {
+        outside_regions(f)
+    }
 }

@@ -222,3 +222,26 @@ fn a_steady_loop_of_leases_makes_no_heap_calls() {
     assert_eq!(m.inner_calls, 0, "{m}");
     assert!(m.arena_calls >= 2000, "{m}");
 }
+
+#[test]
+fn a_steady_loop_of_leases_makes_no_memory_system_calls() {
+    let pool = Pool::new();
+    let step = || {
+        let lease = pool.take();
+        let fut = std::pin::pin!(bumper::in_region(lease.region(), async {
+            let v: Vec<Box<u64>> = (0..50).map(Box::new).collect();
+            v.len()
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::future::Future::poll(fut, &mut cx).is_ready());
+        drop(lease);
+    };
+    for _ in 0..10 {
+        step();
+    }
+    let before = bumper::space_stats().os_calls;
+    for _ in 0..1000 {
+        step();
+    }
+    assert_eq!(bumper::space_stats().os_calls, before);
+}
