@@ -10,12 +10,23 @@ use bumper::{EscapePolicy, LockedArena, Pool, is_arena_pointer, measure, with_bu
 #[global_allocator]
 static GLOBAL: bumper::Bumper = bumper::Bumper::system();
 
+/// Held by every test: one of them counts the process's memory system
+/// calls, which the others would add to.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn keep_policy_pool() -> Pool {
     Pool::with_builder(LockedArena::builder().escape_policy(EscapePolicy::Keep)).unwrap()
 }
 
 #[test]
 fn a_lease_comes_back_reset_and_is_reused() {
+    let _serial = serial();
     let pool = Pool::new();
     let first_id = {
         let lease = pool.take();
@@ -41,6 +52,7 @@ fn a_lease_comes_back_reset_and_is_reused() {
 
 #[test]
 fn leases_taken_at_once_get_distinct_arenas() {
+    let _serial = serial();
     let pool = Pool::new();
     let leases: Vec<_> = (0..10).map(|_| pool.take()).collect();
     let mut ids: Vec<u64> = leases.iter().map(|l| l.id()).collect();
@@ -54,6 +66,7 @@ fn leases_taken_at_once_get_distinct_arenas() {
 
 #[test]
 fn idle_arenas_are_bounded() {
+    let _serial = serial();
     let pool = Pool::builder().max_idle(3).build().unwrap();
     let leases: Vec<_> = (0..20).map(|_| pool.take()).collect();
     drop(leases);
@@ -67,6 +80,7 @@ fn idle_arenas_are_bounded() {
 
 #[test]
 fn an_escape_is_counted_and_the_arena_is_not_handed_out_again() {
+    let _serial = serial();
     let pool = keep_policy_pool();
     let lease = pool.take();
     let id = lease.id();
@@ -84,6 +98,7 @@ fn an_escape_is_counted_and_the_arena_is_not_handed_out_again() {
 
 #[test]
 fn under_the_panic_policy_dropping_a_lease_panics_after_giving_the_arena_back() {
+    let _serial = serial();
     let pool =
         Pool::with_builder(LockedArena::builder().escape_policy(EscapePolicy::Panic)).unwrap();
     let lease = pool.take();
@@ -100,6 +115,7 @@ fn under_the_panic_policy_dropping_a_lease_panics_after_giving_the_arena_back() 
 
 #[test]
 fn leased_drops_the_value_first_then_resets() {
+    let _serial = serial();
     let pool = Pool::new();
     let lease = pool.take();
     let body = with_bumper(&*lease, || {
@@ -122,6 +138,7 @@ fn leased_drops_the_value_first_then_resets() {
 
 #[test]
 fn bytes_from_owner_keeps_the_arena_until_the_last_clone_is_gone() {
+    let _serial = serial();
     let pool = Pool::new();
     let lease = pool.take();
     let json = with_bumper(&*lease, || serde_json::to_vec(&vec![1, 2, 3]).unwrap());
@@ -138,6 +155,7 @@ fn bytes_from_owner_keeps_the_arena_until_the_last_clone_is_gone() {
 
 #[test]
 fn a_lease_may_outlive_its_pool() {
+    let _serial = serial();
     let pool = Pool::new();
     let lease = pool.take();
     let v = with_bumper(&*lease, || vec![3u8; 50]);
@@ -149,6 +167,7 @@ fn a_lease_may_outlive_its_pool() {
 
 #[test]
 fn taking_and_giving_back_inside_a_region_allocates_nothing_in_it() {
+    let _serial = serial();
     let pool = Pool::new();
     let outer = LockedArena::new();
     with_bumper(&outer, || {
@@ -163,6 +182,7 @@ fn taking_and_giving_back_inside_a_region_allocates_nothing_in_it() {
 
 #[test]
 fn threads_take_and_give_back_concurrently_and_every_arena_ends_clean() {
+    let _serial = serial();
     const THREADS: usize = 4;
     const ROUNDS: usize = 5_000;
     let pool = Pool::new();
@@ -206,6 +226,7 @@ fn threads_take_and_give_back_concurrently_and_every_arena_ends_clean() {
 
 #[test]
 fn a_steady_loop_of_leases_makes_no_heap_calls() {
+    let _serial = serial();
     let pool = Pool::new();
     let step = || {
         let lease = pool.take();
@@ -225,6 +246,7 @@ fn a_steady_loop_of_leases_makes_no_heap_calls() {
 
 #[test]
 fn a_steady_loop_of_leases_makes_no_memory_system_calls() {
+    let _serial = serial();
     let pool = Pool::new();
     let step = || {
         let lease = pool.take();
