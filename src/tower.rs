@@ -41,7 +41,7 @@
 //!     .service(service_fn(|req: http::Request<String>| async move {
 //!         let body = format!("{{\"echo\": {:?}}}", req.body()); // in the arena
 //!         assert!(is_arena_pointer(body.as_ptr()));
-//!         Ok::<_, std::convert::Infallible>(http::Response::new(Full::from(body)))
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(Full::<bytes::Bytes>::from(body)))
 //!     }));
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! let bytes = rt.block_on(async {
@@ -280,7 +280,7 @@ impl<F> core::fmt::Debug for ArenaFuture<F> {
 /// use http_body_util::{BodyExt, Full};
 ///
 /// let pool = bumper::Pool::new();
-/// let body = ArenaBody::new(Full::from("made in the arena"), pool.take());
+/// let body = ArenaBody::new(Full::<bytes::Bytes>::from("made in the arena"), pool.take());
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let bytes = rt.block_on(body.collect()).unwrap().to_bytes();
 /// assert_eq!(&bytes[..], b"made in the arena");
