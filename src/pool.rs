@@ -1,6 +1,6 @@
 //! [`Pool`]: a pool of [`LockedArena`]s for units of work that come and go
-//! (an arena per request); [`Lease`], an arena taken from it that goes back
-//! reset when dropped; [`Leased`], a value that keeps its lease.
+//! (an arena per request), its builder and its counters. The leases it
+//! hands out are in `lease.rs`.
 //!
 //! The idle arenas are kept in *shards*, one per CPU or so, each behind its
 //! own short lock and on its own cache lines. A thread takes from the shard
@@ -10,18 +10,15 @@
 //! and its shard) is made once per arena, on the heap, and reused with it.
 
 use core::fmt;
-use core::ops::Deref;
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering, fence};
+use core::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crossbeam_utils::CachePadded;
 
 use crate::arena::LockedArena;
-use crate::arena::sealed::Sealed;
 use crate::builder::ArenaBuilder;
 use crate::error::ConfigError;
-use crate::escape::{EscapeSite, handle_escape};
+use crate::lease::Lease;
 use crate::region::outside_regions;
 use crate::route;
 use crate::stats::ArenaStats;
@@ -71,30 +68,30 @@ struct Shared {
 }
 
 /// A part of the pool's idle arenas, behind its own lock.
-struct Shard {
+pub(crate) struct Shard {
     state: CachePadded<Mutex<ShardState>>,
     builder: ArenaBuilder<LockedArena>,
     /// Idle arenas this shard keeps at most.
-    cap: usize,
+    pub(crate) cap: usize,
 }
 
-struct ShardState {
+pub(crate) struct ShardState {
     /// Boxed: a lease points at its slot, which keeps its place while it is
     /// idle and leased.
     #[allow(clippy::vec_box)]
-    idle: Vec<Box<Slot>>,
+    pub(crate) idle: Vec<Box<Slot>>,
     /// The pool was dropped: arenas coming back are dropped too.
-    closed: bool,
-    counts: PoolStats,
+    pub(crate) closed: bool,
+    pub(crate) counts: PoolStats,
 }
 
 /// One arena of the pool, with the count of the leases that hold it (a
 /// [`Lease`] and, inside the crate, the shares the tower layer hands to
 /// response chunks) and the shard it goes back to.
-struct Slot {
-    arena: LockedArena,
-    holders: AtomicUsize,
-    home: Arc<Shard>,
+pub(crate) struct Slot {
+    pub(crate) arena: LockedArena,
+    pub(crate) holders: AtomicUsize,
+    pub(crate) home: Arc<Shard>,
 }
 
 /// Counters of a [`Pool`], from [`Pool::stats`].
@@ -198,6 +195,9 @@ impl PoolBuilder {
 
     /// The most idle arenas the pool keeps (default 64); arenas given back
     /// beyond that are dropped. 0 keeps none: every lease makes an arena.
+    /// The bound is split between the pool's shards (one per CPU, rounded
+    /// up to a power of two), and an arena goes back to the shard it was
+    /// made in, so a pool used by one thread keeps at most its shard's part.
     ///
     /// ```
     /// let pool = bumper::Pool::builder().max_idle(0).build().unwrap();
@@ -289,7 +289,7 @@ fn copy_builder(b: &ArenaBuilder<LockedArena>) -> ArenaBuilder<LockedArena> {
 /// Locks a shard. Its critical sections never panic, call user code or
 /// allocate (the idle list has its capacity from the start), so a poisoned
 /// lock still holds consistent state.
-fn lock(shard: &Shard) -> MutexGuard<'_, ShardState> {
+pub(crate) fn lock(shard: &Shard) -> MutexGuard<'_, ShardState> {
     shard.state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -349,8 +349,12 @@ impl Pool {
     }
 
     /// Takes an arena from the pool: an idle one, or a new one if none is
-    /// idle. Never waits. The [`Lease`] derefs to the [`LockedArena`];
-    /// dropping it resets the arena and gives it back.
+    /// idle. Never waits for an arena to come back: it looks in the calling
+    /// thread's shard and then in the others (first without waiting for
+    /// their locks, which are held for a few instructions at a time, then
+    /// waiting for them if one was busy), and makes an arena if all are
+    /// empty. The [`Lease`] derefs to the
+    /// [`LockedArena`]; dropping it resets the arena and gives it back.
     ///
     /// ```
     /// # #[global_allocator]
@@ -364,15 +368,34 @@ impl Pool {
         let shards = &self.shared.shards;
         let mask = self.shared.mask;
         let home = (route::tid() as usize) & mask;
+        // First without waiting for any lock: the thread's own shard, then
+        // the others.
+        let mut busy = false;
         for k in 0..=mask {
             let shard = &shards[(home + k) & mask];
-            if let Some(mut st) = try_lock(shard)
-                && let Some(slot) = st.idle.pop()
-            {
+            let Some(mut st) = try_lock(shard) else {
+                busy = true;
+                continue;
+            };
+            if let Some(slot) = st.idle.pop() {
                 st.counts.leases += 1;
                 st.counts.idle -= 1;
                 drop(st);
                 return Lease::from_slot(slot);
+            }
+        }
+        // A shard was busy for a moment (its lock is held for a few
+        // instructions at a time): look there again rather than make an
+        // arena for nothing.
+        if busy {
+            for k in 0..=mask {
+                let mut st = lock(&shards[(home + k) & mask]);
+                if let Some(slot) = st.idle.pop() {
+                    st.counts.leases += 1;
+                    st.counts.idle -= 1;
+                    drop(st);
+                    return Lease::from_slot(slot);
+                }
             }
         }
         let shard = &shards[home];
@@ -468,252 +491,5 @@ impl Drop for Shared {
             drop(st);
             drop(idle);
         }
-    }
-}
-
-/// An arena taken from a [`Pool`]. Derefs to the [`LockedArena`]; dropping
-/// the lease resets the arena, reports an escape by the arena's
-/// [`EscapePolicy`](crate::EscapePolicy) (as [`LockedArena::reset`] does;
-/// under `Panic` the drop panics after the arena is back in the pool), and
-/// gives it back to the pool. A lease may be sent to and dropped on any
-/// thread, and may outlive its pool.
-///
-/// Drop the lease outside the arena's regions and after everything
-/// allocated in them: what is still in use then escapes the reset (it stays
-/// valid, and is counted). [`Lease::attach`] ties a value to the lease so
-/// that it goes first.
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
-/// use bumper::{in_region, Pool};
-///
-/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-/// let pool = Pool::new();
-/// let lease = pool.take();
-/// let len = rt.block_on(in_region(lease.region(), async { format!("{}", 1 << 20).len() }));
-/// assert_eq!(len, 7);
-/// drop(lease);
-/// assert_eq!(pool.stats().unclean_resets, 0);
-/// ```
-pub struct Lease {
-    slot: NonNull<Slot>,
-}
-
-// SAFETY: a lease is a counted reference to a heap `Slot` whose fields are
-// all `Send + Sync` (a `LockedArena`, an atomic, an `Arc` of a shard behind a
-// mutex); the slot is freed or reused only by the last holder.
-unsafe impl Send for Lease {}
-// SAFETY: as above; through `&Lease` only `&LockedArena` is reachable.
-unsafe impl Sync for Lease {}
-
-impl std::panic::UnwindSafe for Lease {}
-impl std::panic::RefUnwindSafe for Lease {}
-
-impl Lease {
-    fn from_slot(slot: Box<Slot>) -> Lease {
-        slot.holders.store(1, Ordering::Relaxed);
-        Lease {
-            slot: NonNull::from(Box::leak(slot)),
-        }
-    }
-
-    fn slot(&self) -> &Slot {
-        // SAFETY: the slot lives until its last holder is dropped, and this
-        // lease is one.
-        unsafe { self.slot.as_ref() }
-    }
-
-    /// Another holder of the same arena: the arena goes back to the pool
-    /// when the last holder is dropped. For the tower layer's response
-    /// chunks, which outlive the body that made them.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) fn share(&self) -> Lease {
-        self.slot().holders.fetch_add(1, Ordering::Relaxed);
-        Lease { slot: self.slot }
-    }
-
-    /// Ties `value` to this lease: the [`Leased`] owns both, derefs to the
-    /// value, and when dropped drops the value first, then the lease (which
-    /// resets the arena and gives it back). For a response made in the
-    /// arena that must live until it is sent: with the `bytes` crate,
-    /// `Bytes::from_owner(leased)` sends it without a copy (call it outside
-    /// the arena's regions, so that the `Bytes`' own box is on the heap).
-    ///
-    /// ```
-    /// # #[global_allocator]
-    /// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
-    /// use bumper::{with_bumper, Pool};
-    ///
-    /// let pool = Pool::new();
-    /// let lease = pool.take();
-    /// let body = with_bumper(&*lease, || format!("{:?}", [1, 2, 3]));
-    /// let response = lease.attach(body);
-    /// assert_eq!(&*response, "[1, 2, 3]");
-    /// assert_eq!(AsRef::<[u8]>::as_ref(&response), b"[1, 2, 3]");
-    /// drop(response); // the string, then the lease: a clean reset
-    /// assert_eq!(pool.stats().unclean_resets, 0);
-    /// ```
-    pub fn attach<T>(self, value: T) -> Leased<T> {
-        Leased { value, lease: self }
-    }
-}
-
-impl Deref for Lease {
-    type Target = LockedArena;
-
-    fn deref(&self) -> &LockedArena {
-        &self.slot().arena
-    }
-}
-
-impl fmt::Debug for Lease {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease")
-            .field("arena", &self.slot().arena.id())
-            .finish()
-    }
-}
-
-impl Drop for Lease {
-    /// The last holder resets the arena, gives it back to the pool and
-    /// applies the arena's escape policy.
-    fn drop(&mut self) {
-        if self.slot().holders.fetch_sub(1, Ordering::Release) != 1 {
-            return;
-        }
-        fence(Ordering::Acquire);
-        // SAFETY: this was the last holder: the slot is this code's alone,
-        // and was made by `Box::new` (`from_slot` leaked it).
-        let slot = unsafe { Box::from_raw(self.slot.as_ptr()) };
-        give_back(slot);
-    }
-}
-
-/// Resets a slot's arena, applies the arena's escape policy, and returns
-/// the arena to its shard (or drops it), also when the policy panics.
-fn give_back(slot: Box<Slot>) {
-    let result = slot.arena.try_reset();
-    let back = GiveBack {
-        slot: Some(slot),
-        result,
-    };
-    if let (Some(slot), Ok(r)) = (&back.slot, &back.result) {
-        let core = slot.arena.core_ref().0;
-        handle_escape(core.policy, &core.warned, EscapeSite::Reset, core.id, r);
-    }
-}
-
-/// Returns a reset slot to its shard when dropped.
-struct GiveBack {
-    slot: Option<Box<Slot>>,
-    result: Result<crate::ResetReport, crate::ResetError>,
-}
-
-impl Drop for GiveBack {
-    fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else {
-            return;
-        };
-        let home = Arc::clone(&slot.home);
-        let mut st = lock(&home);
-        st.counts.resets += 1;
-        let keep = match &self.result {
-            Ok(r) => {
-                let clean = r.is_clean();
-                if !clean {
-                    st.counts.unclean_resets += 1;
-                    st.counts.escaped_blocks += r.escaped_blocks;
-                    st.counts.escaped_bytes += r.escaped_bytes;
-                }
-                // An arena that kept escaped memory is not handed out again:
-                // its idle arenas stay clean, and the escaped blocks pin
-                // only their own chunks until they are freed.
-                clean && !st.closed && st.idle.len() < home.cap
-            }
-            Err(_) => {
-                st.counts.unclean_resets += 1;
-                false
-            }
-        };
-        let dropped = if keep {
-            st.idle.push(slot);
-            st.counts.idle += 1;
-            None
-        } else {
-            st.counts.discarded += 1;
-            Some(slot)
-        };
-        drop(st);
-        // Outside the lock: dropping an arena with blocks still in use
-        // reports them by its policy.
-        drop(dropped);
-    }
-}
-
-/// A value tied to the [`Lease`] of the arena it was made in, from
-/// [`Lease::attach`]. Derefs to the value; `AsRef<[u8]>` when the value is,
-/// so that `bytes::Bytes::from_owner(leased)` hands it to an HTTP stack
-/// without a copy. Dropping it drops the value, then the lease.
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: bumper::Bumper = bumper::Bumper::system();
-/// use bumper::{is_arena_pointer, with_bumper, Leased, Pool};
-///
-/// let pool = Pool::new();
-/// let lease = pool.take();
-/// let v = with_bumper(&*lease, || vec![7u8; 64]);
-/// let leased: Leased<Vec<u8>> = lease.attach(v);
-/// assert!(is_arena_pointer(leased.as_ptr()));
-/// let sent = std::thread::spawn(move || leased.len()).join().unwrap();
-/// assert_eq!(sent, 64);
-/// assert_eq!(pool.stats().unclean_resets, 0);
-/// ```
-pub struct Leased<T> {
-    // Declared first: dropped before the lease.
-    value: T,
-    lease: Lease,
-}
-
-impl<T> Leased<T> {
-    /// The lease that the value holds.
-    ///
-    /// ```
-    /// let pool = bumper::Pool::new();
-    /// let leased = pool.take().attach(());
-    /// assert_eq!(leased.lease().stats().allocations, 0);
-    /// ```
-    pub fn lease(&self) -> &Lease {
-        &self.lease
-    }
-}
-
-impl<T> Deref for Leased<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T> core::ops::DerefMut for Leased<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
-    }
-}
-
-impl<T: AsRef<[u8]>> AsRef<[u8]> for Leased<T> {
-    fn as_ref(&self) -> &[u8] {
-        self.value.as_ref()
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for Leased<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Leased")
-            .field("value", &self.value)
-            .field("lease", &self.lease)
-            .finish()
     }
 }

@@ -64,7 +64,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::pool::{Lease, Pool};
+use crate::lease::Lease;
+use crate::pool::Pool;
 use crate::region::{outside_regions, with_bumper};
 use crate::route;
 use crate::scratch::rehome_payload;
