@@ -120,10 +120,15 @@ impl Drop for Lease {
     /// The last holder resets the arena, gives it back to the pool and
     /// applies the arena's escape policy.
     fn drop(&mut self) {
-        if self.slot().holders.fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        // The only holder (the usual case) needs no read-modify-write: no
+        // other holder exists to make a new one.
+        let holders = &self.slot().holders;
+        if holders.load(Ordering::Acquire) != 1 {
+            if holders.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            fence(Ordering::Acquire);
         }
-        fence(Ordering::Acquire);
         // SAFETY: this was the last holder: the slot is this code's alone,
         // and was made by `Box::new` (`from_slot` leaked it).
         let slot = unsafe { Box::from_raw(self.slot.as_ptr()) };

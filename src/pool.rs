@@ -9,9 +9,12 @@
 //! serialise on one lock. A lease's slot (the arena, its count of holders
 //! and its shard) is made once per arena, on the heap, and reused with it.
 
+use core::cell::UnsafeCell;
 use core::fmt;
+use core::ops::{Deref, DerefMut};
 use core::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
@@ -69,7 +72,7 @@ struct Shared {
 
 /// A part of the pool's idle arenas, behind its own lock.
 pub(crate) struct Shard {
-    state: CachePadded<Mutex<ShardState>>,
+    state: CachePadded<ShardLock>,
     builder: ArenaBuilder<LockedArena>,
     /// Idle arenas this shard keeps at most.
     pub(crate) cap: usize,
@@ -234,7 +237,7 @@ impl PoolBuilder {
                 .map(|i| {
                     let cap = self.max_idle / n + usize::from(i < self.max_idle % n);
                     Arc::new(Shard {
-                        state: CachePadded::new(Mutex::new(ShardState {
+                        state: CachePadded::new(ShardLock::new(ShardState {
                             idle: Vec::with_capacity(cap),
                             closed: false,
                             counts: PoolStats::default(),
@@ -286,20 +289,84 @@ fn copy_builder(b: &ArenaBuilder<LockedArena>) -> ArenaBuilder<LockedArena> {
     unsafe { core::ptr::read(b) }
 }
 
-/// Locks a shard. Its critical sections never panic, call user code or
-/// allocate (the idle list has its capacity from the start), so a poisoned
-/// lock still holds consistent state.
-pub(crate) fn lock(shard: &Shard) -> MutexGuard<'_, ShardState> {
-    shard.state.lock().unwrap_or_else(PoisonError::into_inner)
+/// A shard's lock: a flag and the state. Its critical sections are a few
+/// instructions (a push or a pop on a list with room, counters): they never
+/// panic, call user code or allocate. So a thread that finds it held spins
+/// (with `Backoff`) for a moment, and `take` can look elsewhere first.
+pub(crate) struct ShardLock {
+    locked: AtomicBool,
+    state: UnsafeCell<ShardState>,
 }
 
-/// As [`lock`], or `None` if another thread holds the lock now.
-fn try_lock(shard: &Shard) -> Option<MutexGuard<'_, ShardState>> {
-    match shard.state.try_lock() {
-        Ok(g) => Some(g),
-        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
+// SAFETY: the lock hands out the state to one thread at a time (acquire on
+// taking the flag, release on giving it back), and the state is `Send`.
+unsafe impl Sync for ShardLock {}
+
+impl ShardLock {
+    fn new(state: ShardState) -> ShardLock {
+        ShardLock {
+            locked: AtomicBool::new(false),
+            state: UnsafeCell::new(state),
+        }
     }
+
+    #[inline]
+    fn try_lock(&self) -> Option<ShardGuard<'_>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| ShardGuard { lock: self })
+    }
+
+    fn lock(&self) -> ShardGuard<'_> {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            backoff.snooze();
+        }
+    }
+}
+
+/// The state of a locked shard; unlocks when dropped.
+pub(crate) struct ShardGuard<'a> {
+    lock: &'a ShardLock,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = ShardState;
+
+    fn deref(&self) -> &ShardState {
+        // SAFETY: this guard holds the lock, so no other reference to the
+        // state exists.
+        unsafe { &*self.lock.state.get() }
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ShardState {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access
+        // through the guard.
+        unsafe { &mut *self.lock.state.get() }
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Locks a shard, waiting for a moment if another thread holds it.
+pub(crate) fn lock(shard: &Shard) -> ShardGuard<'_> {
+    shard.state.lock()
+}
+
+/// Locks a shard, or `None` if another thread holds it now.
+fn try_lock(shard: &Shard) -> Option<ShardGuard<'_>> {
+    shard.state.try_lock()
 }
 
 impl Pool {
