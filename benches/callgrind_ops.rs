@@ -40,7 +40,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bumpalo::Bump;
-use bumper::{Arena, with_bumper};
+use bumper::{Arena, BumpArena, with_bumper};
 use common::small::{ALLOCS, Small};
 use common::{RegionArena, Workload, bumper_bench_measured, direct};
 use serde_json::{Value, json};
@@ -86,9 +86,9 @@ impl api::Sink for One {
         }
     }
 
-    fn op_in<F: FnMut()>(
+    fn op_in<A: BumpArena, F: FnMut()>(
         &mut self,
-        arena: &Arena,
+        arena: &A,
         group: &'static str,
         name: &'static str,
         mut f: F,
@@ -132,7 +132,13 @@ fn all_ops() -> Vec<(String, String)> {
         fn op<F: FnMut()>(&mut self, group: &'static str, name: &'static str, _: F) {
             self.0.push((group.into(), name.into()));
         }
-        fn op_in<F: FnMut()>(&mut self, _: &Arena, group: &'static str, name: &'static str, _: F) {
+        fn op_in<A: BumpArena, F: FnMut()>(
+            &mut self,
+            _: &A,
+            group: &'static str,
+            name: &'static str,
+            _: F,
+        ) {
             self.0.push((group.into(), name.into()));
         }
         fn with_setup<T, S, R>(&mut self, _: &'static str, _: &'static str, _: S, _: R)

@@ -21,7 +21,7 @@ mod api;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bumper::{Arena, with_bumper};
+use bumper::{BumpArena, with_bumper};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 
@@ -69,9 +69,9 @@ impl api::Sink for Timed<'_> {
         g.finish();
     }
 
-    fn op_in<F: FnMut()>(
+    fn op_in<A: BumpArena, F: FnMut()>(
         &mut self,
-        arena: &Arena,
+        arena: &A,
         group_name: &'static str,
         name: &'static str,
         mut f: F,

@@ -8,12 +8,12 @@
 //! a response of about 300 bytes. An unparsable line gets an `error`
 //! response.
 //!
-//! In the bumper mode, each request is handled in an arena from a pool of
-//! [`POOL`] `LockedArena`s (a `tokio::sync::Semaphore` of as many permits in
-//! front of a `Mutex<Vec<LockedArena>>`): the connection's task takes an
-//! arena, runs the handler in `bumper::in_region(arena.region(), ..)`, writes
-//! the response (which lives in the arena) to the socket outside the region,
-//! drops it, resets the arena (outside the region) and puts it back. Only
+//! In the bumper mode, each request is handled in an arena leased from a
+//! `bumper::Pool` (which keeps up to [`POOL`] idle arenas): the connection's
+//! task takes a lease, runs the handler in
+//! `bumper::in_region(lease.region(), ..)`, writes the response (which lives
+//! in the arena) to the socket outside the region, and drops the response
+//! and then the lease, which resets the arena and gives it back. Only
 //! the handling runs inside the region, not tokio's socket calls, so none of
 //! the runtime's own memory (wakers, its deferred-waker lists) is ever made
 //! in an arena. In the heap mode the same handler runs with no region.
@@ -40,16 +40,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bumper::{ArenaStats, Bumper, Bytes, LockedArena, in_region};
+use bumper::{Bumper, Bytes, Pool, in_region};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::Semaphore;
 
 #[global_allocator]
 static GLOBAL: Bumper<Counting> = Bumper::new(Counting);
@@ -58,7 +56,7 @@ static GLOBAL: Bumper<Counting> = Bumper::new(Counting);
 pub const CONNS: usize = 64;
 /// Requests per connection in the example's run.
 pub const REQS: usize = 200;
-/// Arenas in the pool.
+/// Idle arenas the pool keeps.
 pub const POOL: usize = 16;
 /// Values per request.
 const VALUES: usize = 16;
@@ -190,35 +188,17 @@ pub fn handle(line: &str) -> String {
     out
 }
 
-/// The server's arenas, and what their resets reported.
-pub struct Pool {
-    permits: Semaphore,
-    arenas: Mutex<Vec<LockedArena>>,
-    /// Resets, and those that were not clean.
-    pub resets: AtomicU64,
-    pub unclean_resets: AtomicU64,
-}
-
-impl Pool {
-    pub fn new(n: usize) -> Pool {
-        Pool {
-            permits: Semaphore::new(n),
-            arenas: Mutex::new((0..n).map(|_| LockedArena::new()).collect()),
-            resets: AtomicU64::new(0),
-            unclean_resets: AtomicU64::new(0),
-        }
-    }
-
-    /// Every arena's stats (call it when no request is in flight).
-    pub fn stats(&self) -> Vec<ArenaStats> {
-        let arenas = self.arenas.lock().expect("the pool's lock");
-        arenas.iter().map(LockedArena::stats).collect()
-    }
+/// The server's pool: `bumper::Pool` keeping up to [`POOL`] idle arenas.
+pub fn pool() -> Pool {
+    Pool::builder()
+        .max_idle(POOL)
+        .build()
+        .expect("default arena settings")
 }
 
 /// Serves one connection until the client closes it; returns the requests
 /// served.
-async fn serve(stream: TcpStream, pool: Option<&Pool>) -> std::io::Result<u64> {
+async fn serve(stream: TcpStream, pool: Option<Pool>) -> std::io::Result<u64> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut line = String::with_capacity(1024);
@@ -228,22 +208,16 @@ async fn serve(stream: TcpStream, pool: Option<&Pool>) -> std::io::Result<u64> {
         if reader.read_line(&mut line).await? == 0 {
             return Ok(served);
         }
-        match pool {
+        match &pool {
             None => writer.write_all(handle(&line).as_bytes()).await?,
             Some(pool) => {
-                let _permit = pool.permits.acquire().await.expect("the pool is open");
-                let arena = pool.arenas.lock().expect("the pool's lock").pop();
-                let arena = arena.expect("a permit means a free arena");
-                let response = in_region(arena.region(), async { handle(&line) }).await;
+                let lease = pool.take();
+                let response = in_region(lease.region(), async { handle(&line) }).await;
                 let written = writer.write_all(response.as_bytes()).await;
                 drop(response);
-                // Outside the region: everything the request made is dead.
-                let report = arena.reset();
-                pool.resets.fetch_add(1, Relaxed);
-                if !report.is_clean() {
-                    pool.unclean_resets.fetch_add(1, Relaxed);
-                }
-                pool.arenas.lock().expect("the pool's lock").push(arena);
+                // Outside the region, with everything the request made dead:
+                // the lease resets the arena and gives it back.
+                drop(lease);
                 written?;
             }
         }
@@ -253,12 +227,12 @@ async fn serve(stream: TcpStream, pool: Option<&Pool>) -> std::io::Result<u64> {
 
 /// Accepts exactly `conns` connections, serves each in a task of its own,
 /// and returns the requests served once all are closed.
-async fn server(listener: TcpListener, conns: usize, pool: Option<&'static Pool>) -> u64 {
+async fn server(listener: TcpListener, conns: usize, pool: Option<Pool>) -> u64 {
     let mut tasks = Vec::with_capacity(conns);
     for _ in 0..conns {
         let (stream, _) = listener.accept().await.expect("accept");
         stream.set_nodelay(true).expect("TCP_NODELAY");
-        tasks.push(tokio::spawn(serve(stream, pool)));
+        tasks.push(tokio::spawn(serve(stream, pool.clone())));
     }
     let mut served = 0;
     for t in tasks {
@@ -336,7 +310,7 @@ fn round(
     client_rt: &Runtime,
     conns: usize,
     reqs: usize,
-    pool: Option<&'static Pool>,
+    pool: Option<Pool>,
 ) -> ServerRun {
     let listener = server_rt
         .block_on(TcpListener::bind("127.0.0.1:0"))
@@ -373,7 +347,7 @@ fn round(
 /// Builds the two runtimes, runs a warm-up round (10 requests per
 /// connection) and then the measured round, in the pool's arenas if given,
 /// on the heap otherwise.
-pub fn run(conns: usize, reqs: usize, pool: Option<&'static Pool>) -> ServerRun {
+pub fn run(conns: usize, reqs: usize, pool: Option<&Pool>) -> ServerRun {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -385,9 +359,9 @@ pub fn run(conns: usize, reqs: usize, pool: Option<&'static Pool>) -> ServerRun 
         .on_thread_start(|| CLIENT.set(true))
         .build()
         .expect("the client's runtime");
-    let warm = round(&server_rt, &client_rt, conns, WARM_UP_REQS, pool);
+    let warm = round(&server_rt, &client_rt, conns, WARM_UP_REQS, pool.cloned());
     assert_eq!((warm.responses, warm.wrong), (warm.requests, 0));
-    round(&server_rt, &client_rt, conns, reqs, pool)
+    round(&server_rt, &client_rt, conns, reqs, pool.cloned())
 }
 
 /// The process's peak resident memory (`VmHWM`, Linux), in bytes.
@@ -423,11 +397,11 @@ fn child(mode: &str) -> [u64; 10] {
 fn main() {
     let mode = std::env::args().nth(1);
     if let Some(mode @ ("child-heap" | "child-bumper")) = mode.as_deref() {
-        let pool: Option<&'static Pool> =
-            (mode == "child-bumper").then(|| &*Box::leak(Box::new(Pool::new(POOL))));
-        let r = run(CONNS, REQS, pool);
-        let (resets, unclean) = pool.map_or((0, 0), |p| {
-            (p.resets.load(Relaxed), p.unclean_resets.load(Relaxed))
+        let pool = (mode == "child-bumper").then(pool);
+        let r = run(CONNS, REQS, pool.as_ref());
+        let (resets, unclean) = pool.as_ref().map_or((0, 0), |p| {
+            let s = p.stats();
+            (s.resets, s.unclean_resets)
         });
         println!(
             "{} {} {} {} {} {} {} {} {resets} {unclean}",
@@ -451,7 +425,7 @@ fn main() {
     println!(
         "{} requests over {CONNS} connections to 127.0.0.1 ({REQS} each), after a warm-up of \
          {WARM_UP_REQS} per connection; server 2 worker threads, client 1; bumper pool of {POOL} \
-         `LockedArena`s, a reset per request; req/s: median of {ROUNDS} interleaved child \
+         idle `LockedArena`s (`bumper::Pool`), a reset per request; req/s: median of {ROUNDS} interleaved child \
          processes per mode; counts and peak RSS: the last one\n",
         CONNS * REQS
     );

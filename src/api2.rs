@@ -112,8 +112,10 @@ fn explicit_allocate(
     if layout.size() == 0 {
         return Ok(dangling(layout));
     }
-    // SAFETY: `with_lane` holds the lane for the call; the size is not zero.
-    let p = with_lane(core, |lane| unsafe { bump(lane, layout, grows) });
+    let hold = Hold::new(core);
+    // SAFETY: the lane is held by this thread; the size is not zero.
+    let p = unsafe { bump(hold.lane, layout, grows) };
+    drop(hold);
     if !p.is_null() {
         return block(p, layout.size());
     }
@@ -153,18 +155,6 @@ unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: it came from `global` with this layout.
         unsafe { std::alloc::dealloc(p, layout) }
     }
-}
-
-/// Runs `f` with a lane of `core` held by the calling thread: the one an
-/// active region of this thread holds, or one claimed for the call.
-fn with_lane<R>(core: &ArenaCore, f: impl FnOnce(&Lane) -> R) -> R {
-    let lane = core.enter(route::tid());
-    // SAFETY: `enter` returned a lane of `core` for this thread.
-    let lane = unsafe { &*lane };
-    let r = f(lane);
-    // SAFETY: ends the use begun by `enter` above, on the same thread.
-    unsafe { core.exit(lane) };
-    r
 }
 
 /// Moves a block to a new one from `allocate`: the general case of growing
@@ -294,7 +284,7 @@ macro_rules! explicit_allocator {
 
             unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
                 // SAFETY: forwarded caller contract.
-                unsafe { free(ptr, layout) }
+                unsafe { explicit_free(self.core_ref().0, ptr, layout) }
             }
 
             unsafe fn grow(
@@ -303,15 +293,8 @@ macro_rules! explicit_allocator {
                 old: Layout,
                 new: Layout,
             ) -> Result<NonNull<[u8]>, AllocError> {
-                // SAFETY: `with_lane` holds the lane; `ptr` is live.
-                if with_lane(self.core_ref().0, |lane| unsafe {
-                    in_place(lane, ptr, old, new)
-                }) {
-                    return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
-                }
-                let (core, grows) = (self.core_ref().0, new.size() > old.size());
                 // SAFETY: forwarded caller contract.
-                unsafe { moved(|l| explicit_allocate(core, l, grows), ptr, old, new) }
+                unsafe { explicit_resize(self.core_ref().0, ptr, old, new) }
             }
 
             unsafe fn shrink(
@@ -326,10 +309,169 @@ macro_rules! explicit_allocator {
                 }
                 // SAFETY: the same contract as `grow`, with a smaller,
                 // non-zero size.
-                unsafe { self.grow(ptr, old, new) }
+                unsafe { explicit_resize(self.core_ref().0, ptr, old, new) }
             }
         }
     };
+}
+
+/// What an explicit handle's `deallocate` does: an arena block is freed on
+/// a lane of `core` held for the call (so that, outside a region too, a
+/// block at the tip is handed back at once rather than queued as a free
+/// from another thread), anything else goes to the global allocator.
+///
+/// # Safety
+/// As for [`Allocator::deallocate`] on a handle of `core`.
+unsafe fn explicit_free(core: &ArenaCore, ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() == 0 {
+        return;
+    }
+    let p = ptr.as_ptr();
+    if !space::owns(p) {
+        // SAFETY: it came from `global` with this layout.
+        unsafe { std::alloc::dealloc(p, layout) };
+        return;
+    }
+    let route = route::route();
+    // SAFETY: the route lane is held by this thread (or spill-only, with an
+    // empty range); `p` is a live arena block (caller contract).
+    if !route.is_null() && unsafe { (*route).try_free_fast(p, layout.size()) } {
+        return;
+    }
+    // The route's lane did not take it: the arena's lane for this thread
+    // (found again by `enter_for_call` if a region of this thread holds it).
+    let hold = Hold::claim(core);
+    // SAFETY: the lane is held by this thread; `p` is a live arena block of
+    // this size, given up (caller contract).
+    unsafe { free_on(hold.lane, p, layout.size()) };
+}
+
+/// Frees arena block `p` of `size` bytes while the calling thread holds
+/// `lane`: at the tip if it is the lane's, by its owner's rules otherwise.
+///
+/// # Safety
+/// The calling thread holds `lane`; `p` is a live arena block of `size`
+/// bytes, given up.
+#[inline(always)]
+unsafe fn free_on(lane: &Lane, p: *mut u8, size: usize) {
+    // SAFETY: guaranteed by the caller (`try_free_fast` only takes a block
+    // of `lane`'s top piece; any other goes by its chunk's owner).
+    unsafe {
+        if !lane.try_free_fast(p, size) {
+            arena_free(p, size);
+        }
+    }
+}
+
+/// What an explicit handle's `grow` and `shrink` do, under one hold of a
+/// lane of `core`: in place if the block allows it, else a new block (a
+/// bump, or a spill), a copy, and the old block's free.
+///
+/// # Safety
+/// As for [`Allocator::grow`] (or `shrink` to a non-zero size) on a handle
+/// of `core`.
+unsafe fn explicit_resize(
+    core: &ArenaCore,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    let hold = Hold::new(core);
+    let lane = hold.lane;
+    // SAFETY: the lane is held by this thread; `ptr` is live.
+    if unsafe { in_place(lane, ptr, old, new) } {
+        return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+    }
+    let fresh = if new.size() == 0 {
+        dangling(new)
+    } else {
+        // SAFETY: the lane is held; the size is not zero.
+        let p = unsafe { bump(lane, new, new.size() > old.size()) };
+        match NonNull::new(p) {
+            Some(p) => NonNull::slice_from_raw_parts(p, new.size()),
+            None => spill(Some(core), new)?,
+        }
+    };
+    // SAFETY: both blocks are valid for the copied length and distinct; the
+    // old one is given up (caller contract).
+    unsafe {
+        ptr::copy_nonoverlapping(
+            ptr.as_ptr(),
+            fresh.as_ptr().cast::<u8>(),
+            old.size().min(new.size()),
+        );
+        if old.size() != 0 {
+            if space::owns(ptr.as_ptr()) {
+                free_on(lane, ptr.as_ptr(), old.size());
+            } else {
+                std::alloc::dealloc(ptr.as_ptr(), old);
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// A lane of an arena held by the calling thread for one call of an
+/// explicit handle: the lane of the thread's newest region if that is a
+/// region of the arena, or one claimed for the call (given back on drop).
+struct Hold<'a> {
+    core: &'a ArenaCore,
+    lane: &'a Lane,
+    claimed: bool,
+}
+
+impl<'a> Hold<'a> {
+    #[inline(always)]
+    fn new(core: &'a ArenaCore) -> Hold<'a> {
+        if let Some(lane) = held_lane(core) {
+            return Hold {
+                core,
+                lane,
+                claimed: false,
+            };
+        }
+        Hold::claim(core)
+    }
+
+    /// As [`Hold::new`], without looking at the route first.
+    #[inline(always)]
+    fn claim(core: &'a ArenaCore) -> Hold<'a> {
+        let lane = core.enter_for_call(route::tid());
+        Hold {
+            core,
+            // SAFETY: `enter_for_call` returned a lane of `core` (or its
+            // spill lane), held by this thread until `exit`.
+            lane: unsafe { &*lane },
+            claimed: true,
+        }
+    }
+}
+
+impl Drop for Hold<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.claimed {
+            // SAFETY: ends the use begun by `enter_for_call` in `new`, on
+            // the same thread.
+            unsafe { self.core.exit(self.lane) };
+        }
+    }
+}
+
+/// The lane of `core` that the current route holds, if the thread's newest
+/// region is one of `core`'s: explicit calls inside it use it directly.
+#[inline(always)]
+fn held_lane(core: &ArenaCore) -> Option<&Lane> {
+    let route = route::route();
+    if route.is_null() {
+        return None;
+    }
+    // SAFETY: the route is held by this thread (or spill-only, whose core
+    // is none) for as long as its region, which outlasts this call.
+    let lane = unsafe { &*route };
+    lane.core_opt()
+        .is_some_and(|c| ptr::eq(c, core))
+        .then_some(lane)
 }
 
 explicit_allocator!(Arena);

@@ -12,9 +12,7 @@
 #[path = "../examples/server.rs"]
 mod example;
 
-use std::sync::atomic::Ordering::Relaxed;
-
-use example::{POOL, Pool, handle, request_line, run};
+use example::{POOL, handle, pool, request_line, run};
 
 const CONNS: usize = 32;
 const REQS: usize = 63;
@@ -57,21 +55,27 @@ fn every_response_is_correct_and_every_arena_ends_clean() {
     assert_eq!(heap.served, total);
 
     // The arena pool.
-    let pool: &'static Pool = Box::leak(Box::new(Pool::new(POOL)));
-    let bumped = run(CONNS, REQS, Some(pool));
+    let pool = pool();
+    let bumped = run(CONNS, REQS, Some(&pool));
     assert_eq!(bumped.requests, total);
     assert_eq!(bumped.responses, total, "responses lost");
     assert_eq!(bumped.wrong, 0, "wrong responses under concurrency");
     assert_eq!(bumped.served, total);
 
-    // One reset per request, the warm-up round's included, all clean.
+    // One lease and one reset per request, the warm-up round's included,
+    // all clean.
     let resets = total + CONNS as u64 * WARM_UP_REQS;
-    assert_eq!(pool.resets.load(Relaxed), resets);
-    assert_eq!(pool.unclean_resets.load(Relaxed), 0, "unclean resets");
+    let p = pool.stats();
+    assert_eq!(p.leases, resets, "{p}");
+    assert_eq!(p.resets, resets, "{p}");
+    assert_eq!(p.unclean_resets, 0, "unclean resets: {p}");
+    // Every arena came back: idle in the pool (at most `POOL`), or dropped
+    // because the pool held as many idle ones as it keeps.
+    assert!(p.idle <= POOL as u64, "{p}");
+    assert_eq!(p.idle + p.discarded, p.arenas_created, "{p}");
 
-    // Every arena is back in the pool, with nothing live and nothing kept.
-    let stats = pool.stats();
-    assert_eq!(stats.len(), POOL, "an arena was not returned");
+    // The idle arenas hold nothing live and kept nothing.
+    let stats = pool.idle_arena_stats();
     for s in &stats {
         assert_eq!(s.live_blocks, 0, "{s}");
         assert_eq!(s.live_bytes, 0, "{s}");
@@ -79,12 +83,14 @@ fn every_response_is_correct_and_every_arena_ends_clean() {
         assert_eq!(s.escapes, 0, "{s}");
         assert_eq!(s.spills, 0, "{s}");
     }
-    assert_eq!(stats.iter().map(|s| s.resets).sum::<u64>(), resets);
     // The handling really ran in the arenas: each request's parse, labels
     // and response are dozens of allocations.
-    let allocations: u64 = stats.iter().map(|s| s.allocations).sum();
+    let (arena_resets, allocations) = stats
+        .iter()
+        .fold((0, 0), |(r, a), s| (r + s.resets, a + s.allocations));
+    assert!(arena_resets > 0);
     assert!(
-        allocations >= 20 * resets,
-        "{allocations} arena allocations for {resets} requests"
+        allocations >= 20 * arena_resets,
+        "{allocations} arena allocations for {arena_resets} requests"
     );
 }

@@ -15,6 +15,8 @@
 //! | `scoped-alloc` | `scoped` (or `with_bumper` + `no_escape`) around one allocation and free |
 //! | `scoped-empty` | the same around an empty closure |
 //! | `reset-scale` | one `reset_to` after N allocations since the checkpoint, all freed (setup not measured; see [`RESET_CASES`]) |
+//! | `lease` | `Pool::take`, one `in_region` poll of a future making 50 small allocations, the lease's drop; against the 50 allocations alone in a region (issue 16, §1) |
+//! | `explicit-box`, `explicit-vec` | one `Box<u64, &Arena>` (resp. a `Vec<u64, &Arena>` of 64 pushes) made and dropped through an explicit handle, outside a region and inside one (issue 16, §4) |
 //!
 //! The region entries run on a thread that has entered the arena before (the
 //! fixture enters every arena once when it is made), so they measure the
@@ -25,7 +27,9 @@ use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
-use bumper::{Arena, Checkpoint, LockedArena, Region, in_arena, in_region, with_bumper};
+use bumper::{Arena, BumpArena, Checkpoint, LockedArena, Region, in_arena, in_region, with_bumper};
+
+mod serving;
 
 /// Receives the operations.
 pub trait Sink {
@@ -34,7 +38,13 @@ pub trait Sink {
 
     /// An operation `f` run inside a region of `arena` that is entered once
     /// around many calls (not once per call).
-    fn op_in<F: FnMut()>(&mut self, arena: &Arena, group: &'static str, name: &'static str, f: F);
+    fn op_in<A: BumpArena, F: FnMut()>(
+        &mut self,
+        arena: &A,
+        group: &'static str,
+        name: &'static str,
+        f: F,
+    );
 
     /// Whether the operation will be measured (its fixture may be costly to
     /// make). All of them, unless the sink says otherwise.
@@ -209,6 +219,8 @@ pub fn for_each_op(sink: &mut impl Sink) {
     sink.op("scoped-empty", "LockedArena-with_bumper-no_escape", || {
         with_bumper(&locked, || locked.no_escape(empty))
     });
+
+    serving::ops(sink);
 
     for (name, n, size, cold) in RESET_CASES {
         if !sink.wants("reset-scale", name) {

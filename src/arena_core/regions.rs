@@ -71,6 +71,32 @@ impl ArenaCore {
         &self.spill_lane
     }
 
+    /// Gives thread `tid` a lane for one call of an explicit allocator handle
+    /// (`&Arena`, `&LockedArena`), as [`ArenaCore::enter`] does; end the use
+    /// with [`ArenaCore::exit`]. An unlocked arena has one lane, which only
+    /// the thread holding the arena claims: it is taken with one load and a
+    /// store, without `enter`'s search.
+    #[inline]
+    pub(crate) fn enter_for_call(&self, tid: u64) -> *const Lane {
+        if !self.shared && self.lane_count() == 1 {
+            let lane = self.lane(0);
+            // SAFETY: an unshared arena's lanes are claimed by the one thread
+            // that holds the arena (`Config::shared`).
+            match unsafe { lane.claim_unshared(tid) } {
+                Claim::Taken => return self.entered(lane),
+                Claim::Already => {
+                    // SAFETY: this thread holds the lane for an enclosing
+                    // region.
+                    let depth = unsafe { lane.depth() };
+                    depth.set(depth.get() + 1);
+                    return lane;
+                }
+                Claim::Busy => {}
+            }
+        }
+        self.enter(tid)
+    }
+
     /// Starts the first region of this thread on a lane it just claimed:
     /// catches up with the checkpoints, and takes in the blocks freed while
     /// no thread held the lane (a result dropped after its region ended
