@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The serving figures of docs/serving-figures.md (issue 16): the axum JSON
+# The serving figures of BENCHMARKS.md ("Serving") (issue 16): the axum JSON
 # service of examples/axum.rs under glibc, mimalloc, Bumper + ArenaLayer and
 # Bumper<MiMalloc> + ArenaLayer.
 #
