@@ -78,6 +78,11 @@ run_miri() {
     step miri-core cargo +nightly miri test $(targets miri_core model stress)
     # Interleavings differ between seeds: the threaded core tests under several.
     step miri-seeds env MIRIFLAGS="$MIRIFLAGS -Zmiri-many-seeds=0..8" cargo +nightly miri test --test miri_core
+    # The stricter aliasing model too (Stacked Borrows, Miri's default):
+    # the core tour and the model.
+    # shellcheck disable=SC2046
+    step miri-stacked-borrows env MIRIFLAGS="-Zmiri-strict-provenance" \
+        cargo +nightly miri test $(targets miri_core model)
 }
 
 run_sanitizer() {

@@ -130,12 +130,14 @@ pub struct ArenaStats {
     pub allocations: u64,
     /// Bytes requested by those calls.
     pub bytes_allocated: u64,
-    /// Bytes of arena memory in use now: everything below the bump pointers,
-    /// padding and escaped blocks included, plus the live large blocks
+    /// Bytes of arena memory in use now: everything below the bump pointers
+    /// of the chunks that hold blocks, padding and dead blocks that share a
+    /// chunk with live ones included, plus the live large blocks
     /// (`large_bytes`). A reset that reclaims everything brings the part
-    /// below the bump pointers (`bytes_in_use - large_bytes`) back exactly
-    /// to its value at the checkpoint; large blocks go back when they are
-    /// freed.
+    /// below the bump pointers (`bytes_in_use - large_bytes`) back to at most
+    /// its value at the checkpoint: exactly that value unless small blocks
+    /// freed earlier left dead memory that went back while the checkpoint was
+    /// open (SAFETY.md, R6). Large blocks go back when they are freed.
     pub bytes_in_use: u64,
     /// Highest `bytes_in_use` seen (summed over lanes).
     pub peak_bytes_in_use: u64,

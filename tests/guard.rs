@@ -171,15 +171,19 @@ fn a_fault_outside_the_arena_still_reaches_the_previous_handler() {
 
 #[test]
 fn a_large_block_grows_in_place_over_pages_guard_mode_protected() {
-    // The first round's 600 KiB block dirties most of a 1 MiB side chunk; its
-    // reset protects those pages. The second round's smaller block reuses the
-    // chunk, and growing it in place must lift the protection first.
+    // A 600 KiB block dirties most of a 1 MiB side chunk; its free protects
+    // those pages. The next round's smaller block reuses the chunk, and
+    // growing it in place must lift the protection first. (Two rounds of the
+    // large block: the first loop of an arena retains no chunk, the second,
+    // with a reset behind it, keeps this one.)
     let arena = Arena::builder().guard_mode(true).build().unwrap();
     with_bumper(&arena, || {
-        arena.no_escape(|| {
-            let v = vec![1u8; 600 << 10];
-            assert!(is_arena_pointer(v.as_ptr()));
-        });
+        for _ in 0..2 {
+            arena.no_escape(|| {
+                let v = vec![1u8; 600 << 10];
+                assert!(is_arena_pointer(v.as_ptr()));
+            });
+        }
         arena.no_escape(|| {
             let mut v: Vec<u8> = Vec::with_capacity(300 << 10);
             v.resize(300 << 10, 2);

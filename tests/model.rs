@@ -677,6 +677,10 @@ struct State<'h> {
     spares: [Vec<Handle>; SLOTS],
     /// The large-block threshold of every arena instance, by instance.
     large: Vec<usize>,
+    /// By instance: whether a small block of the arena was freed since its
+    /// last clean full reset (memory below a checkpoint may then be handed
+    /// back while it is open, see `after_no_escape`).
+    small_freed: Vec<bool>,
     /// Live blocks, oldest (re)allocation first.
     blocks: Vec<Block>,
     frames: Vec<Frame>,
@@ -740,6 +744,11 @@ impl<'h> State<'h> {
         State {
             slots: std::array::from_fn(|i| Slot::new(new_handle(i), i as u32)),
             spares: std::array::from_fn(|s| (0..drops(s)).map(|_| new_handle(s)).collect()),
+            small_freed: {
+                let mut v = Vec::with_capacity(SLOTS + n_drops);
+                v.resize(SLOTS, false);
+                v
+            },
             large,
             blocks: Vec::with_capacity(
                 ops.iter()
@@ -846,19 +855,6 @@ impl<'h> State<'h> {
             .fold((0, 0), |(n, bytes), b| {
                 (n + 1, bytes + b.mem.size.next_multiple_of(8) as u64)
             })
-    }
-
-    /// Live small blocks of arena instance `inst` allocated at or before
-    /// sequence number `upto`.
-    fn old_small_of(&self, inst: u32, upto: u64) -> usize {
-        self.blocks
-            .iter()
-            .filter(|b| {
-                b.owner == Owner::Arena(inst)
-                    && b.seq <= upto
-                    && b.mem.size < self.large[inst as usize]
-            })
-            .count()
     }
 
     fn live_of(&self, inst: u32, after: u64) -> (u64, u64) {
@@ -1123,9 +1119,14 @@ impl<'h> State<'h> {
         });
     }
 
-    fn note_free(&self, b: &Block) {
+    fn note_free(&mut self, b: &Block) {
         if matches!(b.owner, Owner::Arena(inst) if !self.is_alive(inst)) {
             inc(&self.cov.orphan_frees);
+        }
+        if let Owner::Arena(inst) = b.owner
+            && b.mem.size < self.large[inst as usize]
+        {
+            self.small_freed[inst as usize] = true;
         }
     }
 
@@ -1159,6 +1160,8 @@ impl<'h> State<'h> {
         // far from overflowing when rounded to the alignment.
         let p = unsafe { realloc(b.mem.ptr, b.mem.layout(), new_size) };
         assert!(!p.is_null(), "realloc of {b:?} to {new_size} failed");
+        // A move frees the old block (counted whether it moved or not).
+        self.note_free(&b);
         assert_eq!(p as usize % b.mem.align, 0, "realloc of {b:?} misaligned");
         let ctx = self.context();
         let ctx_owner = self.context_owner();
@@ -1292,6 +1295,7 @@ impl<'h> State<'h> {
         self.check_chunks(slot, true, "after a full reset");
         if n == 0 {
             assert_eq!(s.bytes_in_use, 0, "a clean full reset of slot {slot}\n{s}");
+            self.small_freed[self.slots[slot].c.inst as usize] = false;
             inc(&self.cov.full_resets_clean);
         } else {
             inc(&self.cov.full_resets_escaped);
@@ -1317,6 +1321,7 @@ impl<'h> State<'h> {
         let old = std::mem::replace(&mut self.slots[slot], Slot::new(fresh, self.next_inst));
         self.next_inst += 1;
         self.large.push(large_from(slot));
+        self.small_freed.push(false);
         if co_users == 0 {
             let (live, _) = self.live_of(old_inst, 0);
             if live > 0 {
@@ -1465,6 +1470,10 @@ impl<'h> State<'h> {
         let ctx = self.context();
         assert!(ctx.is_some());
         self.count_arena(ctx, self.unwind.allocs, self.unwind.bytes);
+        // What the unwinding allocates it frees.
+        if let Some(inst) = ctx {
+            self.small_freed[inst as usize] = true;
+        }
         for _ in 0..co.depth {
             self.end_region(Holder::Co(co.id));
         }
@@ -1475,15 +1484,14 @@ impl<'h> State<'h> {
     }
 
     /// Checks the reset at the end of a `no_escape` block on `slot` that
-    /// began when the sequence counter was `seq`, the arena's counters were
-    /// `before` and it had `old_small` live small blocks: exactly the blocks
-    /// of the arena allocated since, and still live, escaped.
+    /// began when the sequence counter was `seq` and the arena's counters
+    /// were `before`: exactly the blocks of the arena allocated since, and
+    /// still live, escaped.
     fn after_no_escape(
         &mut self,
         slot: usize,
         seq: u64,
         before: &ArenaStats,
-        old_small: usize,
         report: Option<ResetReport>,
     ) {
         let (n, bytes) = self.live_of(self.slots[slot].c.inst, seq);
@@ -1507,15 +1515,16 @@ impl<'h> State<'h> {
         if n == 0 {
             // Large blocks live in chunks of their own: the bump part returns
             // to its checkpoint exactly, whatever large blocks came and went,
-            // unless small blocks from before the checkpoint were freed
-            // meanwhile (their chunk, or the part of the current chunk they
-            // held, may have been handed back): then it ends lower.
+            // unless the arena held dead memory (a small block freed since
+            // its last clean full reset): a chunk whose blocks all died, or
+            // the newest piece emptied below the checkpoint, may have been
+            // handed back meanwhile. Then it ends lower (SAFETY.md, R6).
             let (now, then) = (
                 after.bytes_in_use - after.large_bytes,
                 before.bytes_in_use - before.large_bytes,
             );
             let inst = self.slots[slot].c.inst;
-            if self.old_small_of(inst, seq) == old_small {
+            if !self.small_freed[inst as usize] {
                 assert_eq!(
                     now, then,
                     "a clean no_escape on slot {slot} did not return to its checkpoint\nbefore: {before}\nafter: {after}"
@@ -1685,7 +1694,6 @@ fn begin_checkpoint(
     let handle = st.slots[slot].handle.clone();
     let before = handle.stats();
     let seq = st.seq;
-    let old_small = st.old_small_of(st.slots[slot].c.inst, seq);
     st.frames.push(Frame::NoEscape { slot, seq });
     let inner = |st: &mut State<'_>, pc: &mut usize| {
         if nest > 1 {
@@ -1719,7 +1727,7 @@ fn begin_checkpoint(
     if explicit == Some(true) {
         st.after_discard(slot);
     } else {
-        st.after_no_escape(slot, seq, &before, old_small, report);
+        st.after_no_escape(slot, seq, &before, report);
     }
 }
 

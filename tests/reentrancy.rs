@@ -330,7 +330,10 @@ fn chunk_growth_and_very_large_blocks_never_reenter_the_shim() {
         });
         let s = arena.stats();
         assert_eq!(s.live_blocks, 0, "{s}");
-        assert!(s.chunks > 2, "{s}");
+        // The chunks came and went: the 80 MiB block's went back at its free
+        // (nothing is retained before a first reset).
+        assert!(s.peak_bytes_in_use >= 80 << 20, "{s}");
+        assert!(s.trimmed_bytes >= 80 << 20, "{s}");
         assert!(arena.reset().is_clean());
     });
 }

@@ -108,7 +108,7 @@ impl ArenaCore {
             lane.depth().set(1);
             // Before any new mark: a mark above dead blocks would keep their
             // memory until its checkpoint is reset.
-            lane.catch_up();
+            lane.drain();
             if lane.seen_gen() != self.generation() {
                 self.sync_lane(lane);
             }

@@ -141,9 +141,6 @@ pub(crate) struct Lane {
     spare_bytes: Cell<usize>,
     /// The retained capacity (see `spares.rs`), set at each reset.
     retained: Cell<usize>,
-    /// The value of `bytes` when the spares last went beyond the retained
-    /// capacity after a free, or `spares::NO_EXCESS`.
-    excess_since: Cell<u64>,
     peak: Cell<u64>,
     /// Side chunks holding one live large block each (see `side.rs`),
     /// linked through `next`/`prev`.
@@ -227,7 +224,6 @@ impl Lane {
             spare: Cell::new(ptr::null_mut()),
             spare_bytes: Cell::new(0),
             retained: Cell::new(0),
-            excess_since: Cell::new(spares::NO_EXCESS),
             peak: Cell::new(0),
             side: Cell::new(ptr::null_mut()),
             side_live: Cell::new(0),
@@ -411,6 +407,11 @@ impl Lane {
             // SAFETY: this thread holds the claim (caller contract).
             unsafe { core.sync_lane(self) };
         }
+        // Frees from other threads count as live until they are taken in:
+        // take them in before any new chunk, small or large (invariant R3).
+        // They may empty the top piece, which then rewinds.
+        // SAFETY: as above.
+        unsafe { self.drain() };
         if self.is_large(size) {
             return self.alloc_side(size, align, zeroed, grows);
         }
@@ -420,13 +421,6 @@ impl Lane {
         // SAFETY: owner only, as the caller.
         let mut p = unsafe { self.try_alloc(size, align) };
         if p.is_null() && self.extend_limit(size, align) {
-            // SAFETY: as above.
-            p = unsafe { self.try_alloc(size, align) };
-        }
-        // Frees from other threads count as live until they are taken in:
-        // take them in before asking for more memory (invariant R3).
-        // SAFETY: as above.
-        if p.is_null() && unsafe { self.drain() } {
             // SAFETY: as above.
             p = unsafe { self.try_alloc(size, align) };
         }

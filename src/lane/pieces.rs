@@ -116,7 +116,6 @@ impl Lane {
             }
             self.bump.set(bump.with_addr(self.floor.get()));
         }
-        self.settle_spares();
     }
 
     /// Accounts for the free of a block at `addr` in chunk `c` of the chain
@@ -143,7 +142,6 @@ impl Lane {
             if first.live == 0 {
                 self.release_chunk(c);
             }
-            self.settle_spares();
             return;
         }
         self.flush();
@@ -172,7 +170,6 @@ impl Lane {
         } else if current {
             self.rewind_empty_top();
         }
-        self.settle_spares();
     }
 
     /// Accounts for a block at `addr` in chain chunk `c`, not in the top

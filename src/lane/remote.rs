@@ -99,19 +99,6 @@ impl Lane {
         false
     }
 
-    /// Takes in the blocks other threads freed, and gives back spares kept
-    /// beyond the retained capacity for long enough: what a region's entry
-    /// does first.
-    ///
-    /// # Safety
-    /// Owner only: the calling thread holds the lane's claim.
-    #[inline]
-    pub(crate) unsafe fn catch_up(&self) {
-        // SAFETY: owner only, as the caller.
-        unsafe { self.drain() };
-        self.settle_spares();
-    }
-
     /// Drains the remote list and closes it: later remote frees take the
     /// orphan path. Used when the arena is dropped.
     ///

@@ -264,13 +264,13 @@ impl Lane {
     /// up go, every newer chunk leaves the chain, and the bump pointer goes
     /// back to `from`.
     fn rewind_clean(&self, from: From) {
-        while self.marks().len() > from.mark {
-            let m = self.marks().all()[self.marks().len() - 1];
+        let marks = self.marks();
+        for m in &marks.all()[from.mark..] {
             let c = m.chunk;
             // SAFETY: every mark lies in a chain chunk; its piece is empty.
             unsafe { (*c).marks.set((*c).marks.get() - 1) };
-            self.marks().truncate(self.marks().len() - 1);
         }
+        marks.truncate(from.mark);
         self.drop_chunks_above(from.chunk);
         // SAFETY: a chain chunk of this lane; `from.addr` lies in its data.
         self.resume(from.chunk, from.addr - from.chunk as usize);

@@ -34,6 +34,9 @@ const GROWTH_ROOM_CAP: usize = 16 << 20;
 /// A growing block may take a spare chunk up to this many times the size of
 /// the chunk it asked for.
 const GROWTH_SPARE: usize = 8;
+/// A block that shrinks in place moves instead if its chunk is more than
+/// this many times the size of the chunk its new size needs.
+const SHRINK_MOVES: usize = 8;
 
 impl Lane {
     /// Whether a request of `size` bytes gets a chunk of its own.
@@ -223,6 +226,17 @@ impl Lane {
             unsafe { (chunk as usize, (*chunk).size, (*chunk).clean_from.get()) };
         let end = p.wrapping_add(new_rounded);
         if end > c + size || end < p {
+            return false;
+        }
+        // A block that shrinks to a small part of its chunk moves to a chunk
+        // its size, so that the chunk's memory does not stay held for it
+        // (memory held follows live memory, R2). Growth room is at most
+        // `GROWTH_ROOM` times, a chunk at most twice its need: a chunk more
+        // than `SHRINK_MOVES` times the new need is never room to grow.
+        if new_rounded < old_rounded
+            && space::class_for(end - c)
+                .is_some_and(|k| (SLAB << k).saturating_mul(SHRINK_MOVES) < size)
+        {
             return false;
         }
         // SAFETY: as above.

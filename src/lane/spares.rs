@@ -6,15 +6,13 @@
 //! loops before its last 8 resets used (AutoscalingAllocBuffer.jl's rule),
 //! at least the arena's initial capacity, at most its `max_retained`.
 //!
-//! When spares go beyond it (invariant R2, SAFETY.md):
-//! - a reset trims them to it at once;
-//! - so do a refill and a large block's allocation, after they had their
-//!   pick of the spares;
-//! - after a free that made a spare, the lane keeps the excess until it has
-//!   allocated a chunk's worth (the arena's chunk size), so that a loop that
-//!   frees a chunk and fills one again reuses it, then trims it at the next
-//!   slow path (a free off the fast path, a top piece that empties, a
-//!   region's entry).
+//! Spares never go beyond it for longer than one operation (invariant R2,
+//! SAFETY.md): a free that makes a spare, a refill or a large block's
+//! allocation (after they had their pick of the spares) and a reset trim the
+//! spares to it at once. The first loop of an arena, with no reset behind it
+//! yet, retains nothing beyond its initial capacity: its freed chunks go
+//! back to the space (which keeps chunks under 1 MiB committed for any
+//! arena, up to 64 MiB per process).
 //!
 //! Every function here is owner only.
 
@@ -24,9 +22,6 @@ use super::Lane;
 use crate::arena_core::Retain;
 use crate::chunk::ChunkHeader;
 use crate::space;
-
-/// `Lane::excess_since` when the spares fit in the retained capacity.
-pub(super) const NO_EXCESS: u64 = u64::MAX;
 
 impl Lane {
     /// The chunk memory this lane keeps after a reset: about 1.1 times the
@@ -58,34 +53,10 @@ impl Lane {
         self.retained.set(self.retain_target());
     }
 
-    /// The chunk memory the lane holds beyond its retained capacity.
-    fn excess(&self) -> usize {
-        (self.chain_bytes.get() + self.side_chunk_bytes.get() + self.spare_bytes.get())
-            .saturating_sub(self.retained.get())
-    }
-
-    /// Makes `c`, whose last block a free just released, a spare, and notes
-    /// when the spares went beyond the retained capacity.
+    /// Makes `c`, whose last block a free just released, a spare, and
+    /// trims the spares to the retained capacity.
     pub(super) fn spare_after_free(&self, c: *mut ChunkHeader) {
         self.push_spare(c);
-        if self.excess_since.get() == NO_EXCESS && self.spare_bytes.get() > 0 && self.excess() > 0 {
-            self.excess_since.set(self.bytes.get());
-        }
-    }
-
-    /// On a slow path: gives back the spares beyond the retained capacity if
-    /// the lane has allocated a chunk's worth (the arena's chunk size) since
-    /// they went beyond it.
-    #[inline]
-    pub(super) fn settle_spares(&self) {
-        let since = self.excess_since.get();
-        if since != NO_EXCESS && self.bytes.get().wrapping_sub(since) >= self.base_chunk as u64 {
-            self.trim_spares_now();
-        }
-    }
-
-    #[inline(never)]
-    fn trim_spares_now(&self) {
         self.trim_spares(self.retained.get());
     }
 
@@ -102,7 +73,6 @@ impl Lane {
     /// since the last reset used, smallest first, then the others, smallest
     /// first. Returns the bytes given back.
     pub(super) fn trim_spares(&self, target: usize) -> usize {
-        self.excess_since.set(NO_EXCESS);
         // Live large blocks' chunks count as held too.
         let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
         let epoch = self.epoch.get();

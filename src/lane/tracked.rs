@@ -92,7 +92,10 @@ impl Lane {
     pub(super) fn alloc_tracked(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
         let site = sites::capture();
         let rounded = granule(size);
-        for attempt in 0..2 {
+        // Room for the header, the padding and the block, as one request.
+        let record = size.saturating_add(TRACKED + align);
+        let mut refilled = false;
+        loop {
             let bump = self.bump.get();
             if !bump.is_null() {
                 let start = bump.addr();
@@ -123,11 +126,16 @@ impl Lane {
                     return p;
                 }
             }
-            if attempt == 0 && !self.refill(size.saturating_add(TRACKED + align), align) {
-                break;
+            // Guard mode may have protected the pages the record needs (each
+            // call lifts the protection of at least one more page, or fails).
+            if self.extend_limit(record, 8) {
+                continue;
             }
+            if refilled || !self.refill(record, align) {
+                return ptr::null_mut();
+            }
+            refilled = true;
         }
-        ptr::null_mut()
     }
 
     /// Marks the tracked block at `block` freed. Returns the bytes its

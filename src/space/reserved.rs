@@ -417,7 +417,32 @@ pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
     }
     // SAFETY: the chunk was just taken off a free list or carved, so this
     // thread owns it exclusively.
-    let (size, resident) = unsafe { ((*chunk).size, (*chunk).resident.get()) };
+    let (size, resident, guarded) = unsafe {
+        (
+            (*chunk).size,
+            (*chunk).resident.get(),
+            (*chunk).guarded_from.get(),
+        )
+    };
+    if guarded < size {
+        // Guard mode protected part of it when it was given back. The new
+        // owner needs it writable; if the OS refuses, the chunk is never
+        // reused (leaked, not unsafe) and the caller spills.
+        // SAFETY: the chunk is ours and holds nothing live.
+        if !unsafe { sys::commit(chunk.cast::<u8>().wrapping_add(guarded), size - guarded) } {
+            if from_free_list {
+                let list = if resident {
+                    &SPACE.retained
+                } else {
+                    &SPACE.decommitted
+                };
+                list.fetch_sub(size, Ordering::Relaxed);
+            }
+            return ptr::null_mut();
+        }
+        // SAFETY: as above.
+        unsafe { (*chunk).guarded_from.set(size) };
+    }
     if from_free_list {
         if resident {
             SPACE.retained.fetch_sub(size, Ordering::Relaxed);
@@ -482,17 +507,8 @@ pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
     };
     // SAFETY: as above.
     unsafe { set_table(chunk, ptr::null_mut()) };
-    if guarded < size {
-        // Guard mode protected part of it. The next owner needs it writable;
-        // if the OS refuses, the chunk is never reused (leaked, not unsafe).
-        // SAFETY: the chunk is the caller's and holds nothing live.
-        if !unsafe { sys::commit(chunk.cast::<u8>().wrapping_add(guarded), size - guarded) } {
-            SPACE.in_use.fetch_sub(size, Ordering::Relaxed);
-            return;
-        }
-        // SAFETY: as above.
-        unsafe { (*chunk).guarded_from.set(size) };
-    }
+    // Pages guard mode protected stay protected while the chunk is free (a
+    // stale pointer into it still faults); `acquire` lifts that.
     let keep_committed =
         size < DECOMMIT_MIN && SPACE.retained.load(Ordering::Relaxed) + size <= RETAIN_CAP;
     if !keep_committed {
@@ -505,6 +521,7 @@ pub(crate) unsafe fn release(chunk: *mut ChunkHeader) {
         // SAFETY: as above; the header page stays committed.
         unsafe {
             chunk::init_header(chunk, class, clean_from);
+            (*chunk).guarded_from.set(guarded);
             (*chunk).resident.set(false);
         }
     } else {
