@@ -108,6 +108,10 @@ const CHUNK_CHECK_EVERY: u64 = 16;
 const MAX_COROUTINES: usize = 6;
 /// Most regions one coroutine holds at once.
 const MAX_CO_REGIONS: usize = 4;
+/// Bytes at the start of every chunk (bumper's `HEADER`): a large block
+/// starts there, or further for alignments above it.
+const CHUNK_HEADER: usize = 128;
+
 /// Blocks of at least a quarter of the chunk size get a chunk of their own
 /// (64 KiB with the default 256 KiB chunks): they never pin, and are never
 /// pinned by, the bump part (`ArenaStats::large_bytes`).
@@ -857,6 +861,30 @@ impl<'h> State<'h> {
             })
     }
 
+    /// The size of the chunk of arena instance `inst` that holds `addr`, if
+    /// the model can still reach the arena (in a slot, or held by a
+    /// coroutine).
+    fn chunk_size_of(&self, inst: u32, addr: usize) -> Option<usize> {
+        let mut size = None;
+        let mut find = |c: ChunkInfo| {
+            if addr >= c.base && addr < c.base + c.size {
+                size = Some(c.size);
+            }
+        };
+        if let Some(sl) = self.slots.iter().find(|s| s.c.inst == inst) {
+            match &sl.handle {
+                Handle::Plain(a) => for_each_chunk(&**a, &mut find),
+                Handle::Locked(a) => for_each_chunk(&**a, &mut find),
+            };
+        } else if let Some(r) = self.retired.iter().find(|r| r.c.inst == inst) {
+            match &r.arena {
+                WeakHandle::Plain(w) => w.upgrade().map(|a| for_each_chunk(&*a, &mut find)),
+                WeakHandle::Locked(w) => w.upgrade().map(|a| for_each_chunk(&*a, &mut find)),
+            };
+        }
+        size
+    }
+
     fn live_of(&self, inst: u32, after: u64) -> (u64, u64) {
         self.blocks
             .iter()
@@ -1156,12 +1184,25 @@ impl<'h> State<'h> {
             Resize::GrowBy(d) => b.mem.size + d as usize,
             Resize::ShrinkBy(d) => b.mem.size.saturating_sub(d as usize).max(1),
         };
+        // A large block that shrinks to an eighth of its chunk or less moves
+        // to a chunk its size: the chunk's size, before the call, decides.
+        let shrink_moves = match b.owner {
+            Owner::Arena(inst)
+                if b.mem.size >= self.large[inst as usize] && new_size < b.mem.size =>
+            {
+                self.chunk_size_of(inst, b.mem.ptr as usize)
+                    .is_some_and(|chunk| {
+                        let pad = b.mem.align.saturating_sub(CHUNK_HEADER);
+                        let need = CHUNK_HEADER + pad + new_size.next_multiple_of(8);
+                        need.next_power_of_two().max(64 << 10) * 8 < chunk
+                    })
+            }
+            _ => false,
+        };
         // SAFETY: a live block with this layout; `new_size` is non-zero and
         // far from overflowing when rounded to the alignment.
         let p = unsafe { realloc(b.mem.ptr, b.mem.layout(), new_size) };
         assert!(!p.is_null(), "realloc of {b:?} to {new_size} failed");
-        // A move frees the old block (counted whether it moved or not).
-        self.note_free(&b);
         assert_eq!(p as usize % b.mem.align, 0, "realloc of {b:?} misaligned");
         let ctx = self.context();
         let ctx_owner = self.context_owner();
@@ -1182,6 +1223,10 @@ impl<'h> State<'h> {
             assert_eq!(
                 ctx_owner, b.owner,
                 "arena block {b:?} was resized in place in context {ctx_owner:?}"
+            );
+            assert!(
+                !shrink_moves,
+                "{b:?} shrank to {new_size} in place in a chunk eight times its need"
             );
             if new_size.next_multiple_of(8) > b.mem.size.next_multiple_of(8) {
                 // Growth in place only for a block allocated after the
@@ -1220,8 +1265,9 @@ impl<'h> State<'h> {
                 Owner::Heap => usize::MAX,
             };
             let leaves_its_chunk = b.mem.size >= large && new_size < large;
+            let must_stay = ctx_owner == b.owner && new_size <= b.mem.size;
             assert!(
-                !(ctx_owner == b.owner && new_size <= b.mem.size && !leaves_its_chunk),
+                !must_stay || leaves_its_chunk || shrink_moves,
                 "shrinking {b:?} to {new_size} in its own arena moved it to {p:?}"
             );
             assert_eq!(
