@@ -75,6 +75,10 @@ impl Lane {
     pub(super) fn trim_spares(&self, target: usize) -> usize {
         // Live large blocks' chunks count as held too.
         let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
+        // Everything fits: both passes would keep every spare, in order.
+        if base.saturating_add(self.spare_bytes.get()) <= target {
+            return 0;
+        }
         let epoch = self.epoch.get();
         // Pass 1: what the spares the last loop used take of the budget.
         let mut used_total = base;
