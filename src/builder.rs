@@ -31,7 +31,7 @@ const DEFAULT_LANES: usize = 64;
 /// let shared = LockedArena::builder().max_threads(8).build().unwrap();
 /// # drop(shared);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct ArenaBuilder<K> {
     capacity: Option<usize>,
     chunk_size: usize,
@@ -44,6 +44,17 @@ pub struct ArenaBuilder<K> {
     track_sites: bool,
     _kind: PhantomData<fn() -> K>,
 }
+
+// By hand: a derive would require `K: Clone`/`K: Copy`, though `K` is only
+// named in a `PhantomData` (so `ArenaBuilder<LockedArena>` would not be
+// `Copy`).
+impl<K> Clone for ArenaBuilder<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for ArenaBuilder<K> {}
 
 impl<K> ArenaBuilder<K> {
     pub(crate) fn new(max_threads: usize) -> Self {

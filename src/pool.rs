@@ -228,7 +228,7 @@ impl PoolBuilder {
         // Pools are long-lived: their bookkeeping goes on the heap even if
         // the pool is made inside a region.
         outside_regions(|| {
-            let first = copy_builder(&self.arenas).build()?;
+            let first = self.arenas.build()?;
             let n = std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .next_power_of_two()
@@ -242,7 +242,7 @@ impl PoolBuilder {
                             closed: false,
                             counts: PoolStats::default(),
                         })),
-                        builder: copy_builder(&self.arenas),
+                        builder: self.arenas,
                         cap,
                     })
                 })
@@ -269,24 +269,6 @@ impl PoolBuilder {
             })
         })
     }
-}
-
-/// A copy of an arena builder, which holds only plain settings.
-///
-/// `ArenaBuilder<K>` derives `Clone` and `Copy` with a bound on `K` (which
-/// it only names in a `PhantomData`), so `ArenaBuilder<LockedArena>` is not
-/// `Copy` though all its fields are.
-fn copy_builder(b: &ArenaBuilder<LockedArena>) -> ArenaBuilder<LockedArena> {
-    // Compiles only while every field of `ArenaBuilder` is `Copy` (the
-    // derive requires it for `K = ()`), which also rules out a `Drop` impl.
-    const _: fn() = || {
-        fn is_copy<T: Copy>() {}
-        is_copy::<ArenaBuilder<()>>();
-    };
-    // SAFETY: all fields of `ArenaBuilder` are `Copy` (checked above) and
-    // the type has no `Drop`, so a bitwise copy is a valid, independent
-    // value; `b` stays valid.
-    unsafe { core::ptr::read(b) }
 }
 
 /// A shard's lock: a flag and the state. Its critical sections are a few
@@ -468,7 +450,7 @@ impl Pool {
         let shard = &shards[home];
         let slot = outside_regions(|| {
             Box::new(Slot {
-                arena: copy_builder(&shard.builder)
+                arena: shard.builder
                     .build()
                     .expect("the pool's builder checked the settings"),
                 holders: AtomicUsize::new(0),
