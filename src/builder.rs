@@ -28,8 +28,11 @@ const DEFAULT_LANES: usize = 64;
 ///     .unwrap();
 /// assert_eq!(arena.stats().capacity_limit, Some(16 << 20));
 ///
-/// let shared = LockedArena::builder().max_threads(8).build().unwrap();
-/// # drop(shared);
+/// // A builder is `Copy`: one set of settings for several arenas.
+/// let settings = LockedArena::builder().max_threads(8);
+/// let first = settings.build().unwrap();
+/// let second = settings.build().unwrap();
+/// assert_ne!(first.id(), second.id());
 /// ```
 #[derive(Debug)]
 pub struct ArenaBuilder<K> {
