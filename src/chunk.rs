@@ -76,6 +76,9 @@ pub(crate) struct ChunkHeader {
     pub(crate) used_in: Cell<u64>,
     /// For a side chunk of a tracking arena: the block's allocation site.
     pub(crate) side_site: Cell<u32>,
+    /// While the chunk is in use (in its lane's chain or a side chunk): what
+    /// it counts for in the lane's need (see `lane/spares.rs`).
+    pub(crate) counted: Cell<usize>,
 }
 
 const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
@@ -131,6 +134,7 @@ pub(crate) unsafe fn init_header(chunk: *mut ChunkHeader, class: usize, clean_fr
             bytes: Cell::new(0),
             used_in: Cell::new(0),
             side_site: Cell::new(0),
+            counted: Cell::new(0),
         })
     };
 }

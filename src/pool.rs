@@ -450,7 +450,8 @@ impl Pool {
         let shard = &shards[home];
         let slot = outside_regions(|| {
             Box::new(Slot {
-                arena: shard.builder
+                arena: shard
+                    .builder
                     .build()
                     .expect("the pool's builder checked the settings"),
                 holders: AtomicUsize::new(0),

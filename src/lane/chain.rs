@@ -67,10 +67,11 @@ impl Lane {
         let max = space::class_for(want)
             .map_or(usize::MAX, |c| (SLAB << c).saturating_mul(2))
             .max(self.core().initial_capacity);
+        let fresh = space::class_for(want).map_or(usize::MAX, |c| SLAB << c);
         let spare = self.take_spare_within(need, max, false);
         if !spare.is_null() {
             // SAFETY: a spare chunk is this lane's and not in the chain.
-            unsafe { self.switch_to(spare) };
+            unsafe { self.switch_to(spare, fresh) };
             self.trim_spares(self.retained.get());
             return true;
         }
@@ -84,7 +85,7 @@ impl Lane {
             return false;
         }
         // SAFETY: the chunk was just acquired for this lane.
-        unsafe { self.switch_to(chunk) };
+        unsafe { self.switch_to(chunk, fresh) };
         true
     }
 
@@ -106,11 +107,11 @@ impl Lane {
 
     /// Makes `chunk` the newest chunk of the chain and the current one. The
     /// chunk that was current stays in the chain, unless it holds no live
-    /// block any more.
+    /// block any more. `fresh`: the size of a new chunk for the request.
     ///
     /// # Safety
     /// `chunk` belongs to this lane and is in no list.
-    unsafe fn switch_to(&self, chunk: *mut ChunkHeader) {
+    unsafe fn switch_to(&self, chunk: *mut ChunkHeader, fresh: usize) {
         let old = self.chunk.get();
         if !old.is_null() {
             self.flush();
@@ -122,7 +123,7 @@ impl Lane {
             }
         }
         // SAFETY: guaranteed by the caller.
-        unsafe { self.join_chain(chunk) };
+        unsafe { self.join_chain(chunk, fresh) };
         if !old.is_null() && self.chunk_is_dead(old) {
             // Everything in it died while it was current.
             self.release_chunk(old);
@@ -130,12 +131,13 @@ impl Lane {
     }
 
     /// Appends `chunk` to the chain and makes it current, with an empty top
-    /// piece at its first data byte.
+    /// piece at its first data byte. `fresh`: the size of a new chunk for
+    /// the request it serves (what it counts for in the need, at most).
     ///
     /// # Safety
     /// `chunk` belongs to this lane and is in no list; the hot counts of the
     /// old current chunk, if any, were flushed and its `fill` recorded.
-    pub(super) unsafe fn join_chain(&self, chunk: *mut ChunkHeader) {
+    pub(super) unsafe fn join_chain(&self, chunk: *mut ChunkHeader, fresh: usize) {
         let old = self.chunk.get();
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
@@ -149,10 +151,8 @@ impl Lane {
             (*chunk).seq.set(seq);
             (*chunk).marks.set(0);
             set_first(chunk, Counts::default());
-            (*chunk).used_in.set(self.epoch.get());
             self.chain_bytes.set(self.chain_bytes.get() + (*chunk).size);
-            self.touched
-                .set(self.touched.get().saturating_add((*chunk).size));
+            self.need_take(chunk, fresh);
             self.enter_chunk(chunk, (*chunk).start.get());
         }
         self.load();
@@ -230,6 +230,7 @@ impl Lane {
         self.chunk.set(ptr::null_mut());
         self.limit.set(0);
         self.chain_bytes.set(0);
+        self.in_use.set(0);
         self.below_used.set(0);
         total
     }

@@ -153,12 +153,15 @@ pub(crate) struct Lane {
     /// Bytes used in the chunks of the chain below the current one (their
     /// `fill` past their `start`).
     below_used: Cell<u64>,
-    /// The chunk memory the loop since the last reset used: what the chain
-    /// and the live large blocks held after that reset, plus every chunk
-    /// taken into use since (a chunk taken twice counts twice, which errs on
-    /// the side of keeping it): the need recorded at the next reset.
+    /// The chunk memory in use now (chain and side chunks), each chunk
+    /// counted as `ChunkHeader::counted` says.
+    in_use: Cell<usize>,
+    /// The chunk memory the loop since the last reset used: what was in use
+    /// at that reset, plus each chunk taken into use since, once (see
+    /// `spares.rs`): the need recorded at the next reset.
     touched: Cell<usize>,
-    /// Resets so far: the loop a chunk was last used in (`used_in`).
+    /// Resets so far, plus one: the loop a chunk was last used in
+    /// (`used_in`; a new chunk's 0 is no loop's).
     epoch: Cell<u64>,
     /// The arena's chunk size: the smallest chunk a refill takes.
     base_chunk: usize,
@@ -231,8 +234,9 @@ impl Lane {
             side_chunk_bytes: Cell::new(0),
             chain_bytes: Cell::new(0),
             below_used: Cell::new(0),
+            in_use: Cell::new(0),
             touched: Cell::new(0),
-            epoch: Cell::new(0),
+            epoch: Cell::new(1),
             base_chunk: chunk_size,
             needs: [const { Cell::new(0) }; NEEDS],
             needs_next: Cell::new(0),
@@ -275,7 +279,7 @@ impl Lane {
             }
             if !home.is_null() {
                 (*home).owner.store(place.cast(), Ordering::Release);
-                (*place).join_chain(home);
+                (*place).join_chain(home, (*home).size);
             }
         }
     }

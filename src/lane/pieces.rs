@@ -237,6 +237,7 @@ impl Lane {
             }
             self.below_used.set(self.below_used.get() - used_of(c));
             self.chain_bytes.set(self.chain_bytes.get() - (*c).size);
+            self.need_leave(c);
             if self.core().guard {
                 let data = ChunkHeader::data(c);
                 let dirty = c as usize + (*c).clean_from.get();

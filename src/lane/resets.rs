@@ -213,8 +213,7 @@ impl Lane {
         }
         self.record_need(need);
         self.retained.set(self.retain_target());
-        self.touched
-            .set(self.chain_bytes.get() + self.side_chunk_bytes.get());
+        self.touched.set(self.in_use.get());
         let trimmed = self.trim_spares(self.retained.get()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
         LaneReset {
@@ -372,6 +371,7 @@ impl Lane {
                     guard_mode::reclaim(c, c.cast::<u8>().wrapping_add(data - c as usize), dirty);
                 }
                 self.chain_bytes.set(self.chain_bytes.get() - (*c).size);
+                self.need_leave(c);
                 (*prev).next.set(core::ptr::null_mut());
                 self.push_spare(c);
                 c = prev;

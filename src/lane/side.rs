@@ -150,7 +150,6 @@ impl Lane {
             (*chunk).fill.set(offset + rounded);
             self.side_chunk_bytes
                 .set(self.side_chunk_bytes.get() + (*chunk).size);
-            (*chunk).used_in.set(self.epoch.get());
             (*chunk).prev.set(ptr::null_mut());
             let head = self.side.get();
             (*chunk).next.set(head);
@@ -158,10 +157,10 @@ impl Lane {
                 (*head).prev.set(chunk);
             }
         }
-        // SAFETY: as above.
-        let chunk_size = unsafe { (*chunk).size };
-        self.touched
-            .set(self.touched.get().saturating_add(chunk_size));
+        self.need_take(
+            chunk,
+            space::class_for(need).map_or(usize::MAX, |c| SLAB << c),
+        );
         // The bytes in use go up by the block: note the peak before.
         self.note_peak();
         self.side.set(chunk);
@@ -193,6 +192,7 @@ impl Lane {
             (*chunk).start.set(HEADER);
             self.side_chunk_bytes
                 .set(self.side_chunk_bytes.get() - (*chunk).size);
+            self.need_leave(chunk);
             if self.core().guard {
                 // As for memory a reset hands back: poison it and protect its
                 // whole pages until it is used again.
@@ -265,6 +265,16 @@ impl Lane {
         );
         self.allocs.set(self.allocs.get().wrapping_add(1));
         self.bytes.set(self.bytes.get().wrapping_add(new as u64));
+        if new_rounded > old_rounded {
+            // The block uses more of its chunk: it counts in the need as
+            // much as a new chunk for it, with room to grow, would.
+            let room = new_rounded.min(GROWTH_ROOM_CAP) * (GROWTH_ROOM - 1);
+            let fresh = (end - c)
+                .checked_add(room)
+                .and_then(space::class_for)
+                .map_or(usize::MAX, |k| SLAB << k);
+            self.need_grow(chunk, fresh);
+        }
         true
     }
 

@@ -2,9 +2,20 @@
 //!
 //! Chunks that hold no block wait on the spare list (linked through `prev`,
 //! smallest first) for the next refill or large block. How much the lane
-//! keeps is its *retained capacity*: about 1.1 times the chunk memory the
-//! loops before its last 8 resets used (AutoscalingAllocBuffer.jl's rule),
+//! keeps is its *retained capacity*: about 1.1 times the largest *need* of
+//! the loops before its last 8 resets (AutoscalingAllocBuffer.jl's rule),
 //! at least the arena's initial capacity, at most its `max_retained`.
+//!
+//! A loop's need is the chunk memory it used: what was in use at the reset
+//! before it, plus every chunk it took into use, each *once* (a chunk's
+//! `used_in` says whether this loop took it already): a loop that takes and
+//! frees the same spare a hundred times needs one chunk, and one that uses
+//! large blocks of four sizes one after the other needs the four. A chunk
+//! counts at its size, or at twice the size of a new chunk for what it
+//! serves if that is smaller: a spare much larger than the request wanted (a
+//! spike's, taken by a block that grows) does not make itself needed, so once the
+//! spike is out of the window the retained capacity is the loop's own again
+//! and the large spare goes.
 //!
 //! Spares never go beyond it for longer than one operation (invariant R2,
 //! SAFETY.md): a free that makes a spare, a refill or a large block's
@@ -51,6 +62,49 @@ impl Lane {
     /// Owner only (or the lane is not reachable by any other thread yet).
     pub(crate) unsafe fn update_retained(&self) {
         self.retained.set(self.retain_target());
+    }
+
+    /// Counts chunk `c`, just taken into use, in the need (once per loop):
+    /// at its size, or at twice `fresh` (the size of a new chunk for the
+    /// request; a refill takes any spare up to that) if smaller.
+    pub(super) fn need_take(&self, c: *mut ChunkHeader, fresh: usize) {
+        let epoch = self.epoch.get();
+        // SAFETY: `c` is a chunk of this lane, taken into use by the caller.
+        let (counted, first) = unsafe {
+            let counted = (*c).size.min(fresh.saturating_mul(2));
+            (*c).counted.set(counted);
+            let first = (*c).used_in.get() != epoch;
+            (*c).used_in.set(epoch);
+            (counted, first)
+        };
+        self.in_use.set(self.in_use.get() + counted);
+        if first {
+            self.touched.set(self.touched.get().saturating_add(counted));
+        }
+    }
+
+    /// Raises what chunk `c`, in use, counts for in the need to twice
+    /// `fresh` (the size of a new chunk for what it holds now), within its
+    /// size.
+    pub(super) fn need_grow(&self, c: *mut ChunkHeader, fresh: usize) {
+        // SAFETY: `c` is a chunk of this lane, in use.
+        let (size, counted) = unsafe { ((*c).size, (*c).counted.get()) };
+        let raised = size.min(fresh.saturating_mul(2));
+        if raised > counted {
+            // SAFETY: as above.
+            unsafe { (*c).counted.set(raised) };
+            self.in_use.set(self.in_use.get() + (raised - counted));
+            self.touched
+                .set(self.touched.get().saturating_add(raised - counted));
+        }
+    }
+
+    /// Takes chunk `c`, which leaves use (the chain or the side chunks),
+    /// out of the need.
+    pub(super) fn need_leave(&self, c: *mut ChunkHeader) {
+        // SAFETY: `c` is a chunk of this lane that was in use.
+        let counted = unsafe { (*c).counted.get() };
+        self.in_use.set(self.in_use.get() - counted);
     }
 
     /// Makes `c`, whose last block a free just released, a spare, and

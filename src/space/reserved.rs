@@ -466,6 +466,11 @@ pub(crate) fn acquire(bytes: usize, owner: *mut Owner) -> *mut ChunkHeader {
         (*chunk).seq.set(0);
         (*chunk).live.set(0);
         (*chunk).bytes.set(0);
+        // No loop of its new lane has used it yet (the old owner's epochs
+        // mean nothing there).
+        (*chunk).used_in.set(0);
+        (*chunk).counted.set(0);
+        (*chunk).side_site.set(0);
         set_table(chunk, chunk);
     }
     chunk
