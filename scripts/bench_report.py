@@ -112,6 +112,16 @@ API_GROUPS = [
      "one `reset_to` after N allocations since the checkpoint, all freed oldest first (dead, "
      "not reclaimed by the frees); only the reset is timed (`iter_custom`, one reset per "
      "sample). `cold-cache`: a 64 MiB buffer is swept after the allocations"),
+    ("lease", "A pool lease around one request-like poll (issue 16, §1)", "50-allocs-in-region", "diff",
+     "`pool.take()`, one `in_region` poll (resp. `with_bumper`) that makes 50 small allocations "
+     "live at once and frees them, then the lease's drop (reset, back to the pool); the baseline "
+     "is the 50 allocations alone, in a region entered once"),
+    ("explicit-box", "A `Box<u64>` through an explicit handle (issue 16, §4)", "Arena-inside", "ratio",
+     "`allocator_api2::boxed::Box::new_in(7, handle)` and its drop, through `&Arena` / "
+     "`&LockedArena` outside any region and inside a region of the same arena, and `Global`"),
+    ("explicit-vec", "64 pushes into a `Vec<u64>` through an explicit handle (issue 16, §4)", "Arena-inside", "ratio",
+     "`allocator_api2::vec::Vec::new_in(handle)`, 64 pushes (its growth), its drop; handles as "
+     "for `explicit-box`"),
 ]
 API_GROUP_NAMES = [g[0] for g in API_GROUPS]
 
