@@ -264,7 +264,7 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
     };
     let mut rng = Rng::new(p.seed);
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(8);
-    let mut took: VecDeque<u64> = VecDeque::with_capacity(16);
+    let mut took: VecDeque<u64> = VecDeque::with_capacity(64);
     let outer: Vec<bumper::Checkpoint<'_>> = (0..p.outer_checkpoints)
         .map(|_| arena.checkpoint())
         .collect();
@@ -277,6 +277,12 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
         ResetStyle::ResetEvery(k) => 10 * u64::from(k),
         ResetStyle::None => 10 + (256 << 10) / per_iteration,
         _ => 10,
+    };
+    // The iterations a reset's loop spans: a reset records the need of the
+    // work since the reset before it.
+    let loop_iters = match p.scope.reset {
+        ResetStyle::ResetEvery(k) => usize::from(k),
+        _ => 1,
     };
     let mut body = |i: u64, live: &mut Live| {
         let spike = is_spike(i);
@@ -318,7 +324,9 @@ fn run<A: Kind>(arena: &A, p: &Program, iters: u64) {
             + 4096 * u64::from(p.results)) as usize;
         let spiked = (i.saturating_sub(window)..=i).any(is_spike);
         // The checks allocate: on the heap, not in the arena.
-        bumper::outside_regions(|| check_bounds(arena, p, live, allocated, spiked, &mut took));
+        bumper::outside_regions(|| {
+            check_bounds(arena, p, live, allocated, loop_iters, spiked, &mut took)
+        });
     };
     match p.scope.scope {
         Scope::PerIteration => {
@@ -353,6 +361,7 @@ fn check_bounds<A: Kind>(
     p: &Program,
     live: &Live,
     allocated: usize,
+    loop_iters: usize,
     spiked: bool,
     took: &mut VecDeque<u64>,
 ) {
@@ -414,12 +423,15 @@ fn check_bounds<A: Kind>(
         current <= (4 * live_bound).max(256 << 10),
         "{p:?}: a current chunk of {current} bytes for iterations of {allocated} bytes\n{stats}"
     );
-    // What the last iterations needed: the chunks held after a reset (the
+    // What the last loops needed: the chunks held after a reset (the
     // chain: pinned, current and home) and at most twice, rounded to a
-    // power of two, twice (a chunk taken again after it died) what an
-    // iteration allocates.
-    took.push_back((4 * allocated + held) as u64);
-    if took.len() > 9 {
+    // power of two, twice (a chunk taken again after it died) what a loop
+    // allocates. A loop is the work between two resets: `k` iterations
+    // under `ResetEvery(k)` (in a long region, nothing else rewinds over
+    // the dead blocks beneath the results that pin them), one otherwise.
+    // The retained capacity remembers the needs of 8 resets: keep 9 loops.
+    took.push_back((4 * allocated * loop_iters + held) as u64);
+    if took.len() > 9 * loop_iters {
         took.pop_front();
     }
     if !spiked {
@@ -427,7 +439,7 @@ fn check_bounds<A: Kind>(
         let lanes = stats.lanes as usize;
         assert!(
             target <= lanes * (need + need / 10),
-            "{p:?}: a retained capacity of {target} for iterations of {allocated} bytes\n{stats}"
+            "{p:?}: a retained capacity of {target} for loops of {loop_iters} iterations of {allocated} bytes\n{stats}"
         );
         assert!(
             held + spares <= lanes * (need + need / 10) + held,

@@ -213,6 +213,13 @@ impl Lane {
         }
         self.record_need(need);
         self.retained.set(self.retain_target());
+        debug_assert!(
+            self.in_use.get() <= self.chain_bytes.get() + self.side_chunk_bytes.get(),
+            "in use {} > chain {} + side {}",
+            self.in_use.get(),
+            self.chain_bytes.get(),
+            self.side_chunk_bytes.get()
+        );
         self.touched.set(self.in_use.get());
         let trimmed = self.trim_spares(self.retained.get()) as u64;
         self.epoch.set(self.epoch.get().wrapping_add(1));
