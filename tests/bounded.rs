@@ -17,10 +17,11 @@
 //!   the program counts from `live_blocks`); right after a reset, the spare
 //!   chunks fit in the retained capacity the lanes report;
 //! - **size**: the retained capacity is at most 1.1 times the chunk memory
-//!   the last 8 iterations took into use, and that is at most 4 times what
-//!   an iteration allocates (a chunk is at most twice its request, rounded
-//!   up to a power of two, and a chunk that dies and is taken again counts
-//!   twice), plus the chunks pinned by live blocks, plus 1 MiB (the home
+//!   the last 8 loops (the work between two resets: one iteration, or `k`
+//!   under `ResetEvery(k)`) took into use, and that is at most 4 times what
+//!   a loop allocates (a chunk is at most twice its request, rounded up to
+//!   a power of two, and a chunk released to the space and taken anew counts
+//!   again), plus the chunks pinned by live blocks, plus 1 MiB (the home
 //!   chunk and the first chunks, which start at the chunk size).
 //!
 //! A failure shrinks to a minimal program, printed on one line.
