@@ -166,6 +166,7 @@ impl CheckpointList {
     /// # Errors
     /// [`ResetError::Stale`] if `serial` is not active;
     /// [`ResetError::OutOfOrder`] if newer checkpoints of `tid` are.
+    #[inline]
     pub(crate) fn plan_reset(
         &mut self,
         serial: Option<u64>,

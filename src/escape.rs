@@ -110,6 +110,7 @@ impl fmt::Write for StackText {
 /// `warned` is the arena's flag for [`EscapePolicy::Warn`]. A panic (under
 /// [`EscapePolicy::Panic`]) names the line that called the public method.
 #[track_caller]
+#[inline]
 pub(crate) fn handle_escape(
     policy: EscapePolicy,
     warned: &AtomicBool,
@@ -117,9 +118,23 @@ pub(crate) fn handle_escape(
     arena: u64,
     r: &ResetReport,
 ) {
-    if !r.escaped() {
-        return;
+    if r.escaped() {
+        apply_policy(policy, warned, site, arena, r);
     }
+}
+
+/// [`handle_escape`] once something escaped: out of line, so that a clean
+/// reset pays one test.
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn apply_policy(
+    policy: EscapePolicy,
+    warned: &AtomicBool,
+    site: EscapeSite,
+    arena: u64,
+    r: &ResetReport,
+) {
     match policy {
         EscapePolicy::Keep => {}
         EscapePolicy::Warn => {

@@ -140,20 +140,37 @@ impl Drop for Lease {
 /// the arena to its shard (or drops it), also when the policy panics.
 fn give_back(slot: Box<Slot>) {
     let result = slot.arena.try_reset();
+    let outcome = match &result {
+        Ok(r) if r.is_clean() => Outcome::Clean,
+        Ok(r) => Outcome::Escaped {
+            blocks: r.escaped_blocks,
+            bytes: r.escaped_bytes,
+        },
+        Err(_) => Outcome::Failed,
+    };
+    // Made before the policy runs: a panicking policy still returns the arena.
     let back = GiveBack {
         slot: Some(slot),
-        result,
+        outcome,
     };
-    if let (Some(slot), Ok(r)) = (&back.slot, &back.result) {
+    if let (Some(slot), Ok(r)) = (&back.slot, &result) {
         let core = slot.arena.core_ref().0;
         handle_escape(core.policy, &core.warned, EscapeSite::Reset, core.id, r);
     }
 }
 
+/// What a lease's reset found, for the pool's counts.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Clean,
+    Escaped { blocks: u64, bytes: u64 },
+    Failed,
+}
+
 /// Returns a reset slot to its shard when dropped.
 struct GiveBack {
     slot: Option<Box<Slot>>,
-    result: Result<crate::ResetReport, crate::ResetError>,
+    outcome: Outcome,
 }
 
 impl Drop for GiveBack {
@@ -164,20 +181,18 @@ impl Drop for GiveBack {
         let home = Arc::clone(&slot.home);
         let mut st = lock(&home);
         st.counts.resets += 1;
-        let keep = match &self.result {
-            Ok(r) => {
-                let clean = r.is_clean();
-                if !clean {
-                    st.counts.unclean_resets += 1;
-                    st.counts.escaped_blocks += r.escaped_blocks;
-                    st.counts.escaped_bytes += r.escaped_bytes;
-                }
-                // An arena that kept escaped memory is not handed out again:
-                // its idle arenas stay clean, and the escaped blocks pin
-                // only their own chunks until they are freed.
-                clean && !st.closed && st.idle.len() < home.cap
+        let keep = match self.outcome {
+            // An arena that kept escaped memory is not handed out again: its
+            // idle arenas stay clean, and the escaped blocks pin only their
+            // own chunks until they are freed.
+            Outcome::Clean => !st.closed && st.idle.len() < home.cap,
+            Outcome::Escaped { blocks, bytes } => {
+                st.counts.unclean_resets += 1;
+                st.counts.escaped_blocks += blocks;
+                st.counts.escaped_bytes += bytes;
+                false
             }
-            Err(_) => {
+            Outcome::Failed => {
                 st.counts.unclean_resets += 1;
                 false
             }

@@ -8,7 +8,9 @@
 //! [`in_arena`] does the same with an unlocked [`Arena`] for single-threaded
 //! executors.
 //!
-//! Dropping the wrapper drops the inner future inside the region too.
+//! The inner future is dropped inside the region too: right after it
+//! completes, in the poll that completed it, or when the wrapper is dropped
+//! before that. Polling a wrapper again after it completed panics.
 
 use core::future::Future;
 use core::mem::ManuallyDrop;
@@ -47,6 +49,7 @@ pub fn in_region<F: Future>(region: Region, fut: F) -> InRegion<F> {
     InRegion {
         region,
         fut: ManuallyDrop::new(fut),
+        done: false,
     }
 }
 
@@ -69,28 +72,60 @@ pub fn in_region<F: Future>(region: Region, fut: F) -> InRegion<F> {
 pub struct InRegion<F> {
     region: Region,
     fut: ManuallyDrop<F>,
+    /// `fut` completed and was dropped.
+    done: bool,
 }
 
 impl<F: Future> Future for InRegion<F> {
     type Output = F::Output;
 
+    #[track_caller]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: `fut` is structurally pinned: it is never moved out of the
-        // wrapper (its `Drop` drops it in place), and the wrapper is `Unpin`
-        // only if `F` is. `region` is not pinned and only borrowed.
+        // wrapper (it is dropped in place), and the wrapper is `Unpin` only
+        // if `F` is. `region` is not pinned and only borrowed.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: as above.
-        let fut = unsafe { Pin::new_unchecked(&mut *this.fut) };
-        this.region.enter(|| fut.poll(cx))
+        assert!(!this.done, "bumper::InRegion polled after it completed");
+        let (fut, done) = (&mut this.fut, &mut this.done);
+        // SAFETY: `fut` is structurally pinned (see above) and `done` is false.
+        this.region
+            .enter(|| unsafe { poll_and_drop(fut, done, cx) })
     }
+}
+
+/// Polls `fut`; once it completes, drops it in place and sets `done` (first,
+/// so that a panicking drop is not run twice).
+///
+/// # Safety
+/// `fut` is pinned: it never moves again until it is dropped, in place, by
+/// this function or by its owner when `done` is still false. `done` is
+/// false (`fut` was not dropped).
+unsafe fn poll_and_drop<F: Future>(
+    fut: &mut ManuallyDrop<F>,
+    done: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    // SAFETY: `fut` is pinned and was not dropped (caller contract).
+    let r = unsafe { Pin::new_unchecked(&mut **fut) }.poll(cx);
+    if r.is_ready() {
+        *done = true;
+        // SAFETY: dropped in place (pinned data may be), once: `done` keeps
+        // every later poll and the wrapper's `Drop` away from it.
+        unsafe { ManuallyDrop::drop(fut) }
+    }
+    r
 }
 
 impl<F> Drop for InRegion<F> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let fut = &mut self.fut;
         self.region.enter(|| {
-            // SAFETY: `fut` is dropped exactly once, here, in place (pinned
-            // data may be dropped in place), and never used again.
+            // SAFETY: `fut` was not dropped (`done` is false); it is dropped
+            // exactly once, here, in place (pinned data may be dropped in
+            // place), and never used again.
             unsafe { ManuallyDrop::drop(fut) }
         });
     }
@@ -133,6 +168,7 @@ pub fn in_arena<F: Future>(arena: &Arena, fut: F) -> InArena<'_, F> {
     InArena {
         arena,
         fut: ManuallyDrop::new(fut),
+        done: false,
     }
 }
 
@@ -142,22 +178,29 @@ pub fn in_arena<F: Future>(arena: &Arena, fut: F) -> InArena<'_, F> {
 pub struct InArena<'a, F> {
     arena: &'a Arena,
     fut: ManuallyDrop<F>,
+    /// `fut` completed and was dropped.
+    done: bool,
 }
 
 impl<F: Future> Future for InArena<'_, F> {
     type Output = F::Output;
 
+    #[track_caller]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: as in `InRegion::poll`: `fut` is structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: as above.
-        let fut = unsafe { Pin::new_unchecked(&mut *this.fut) };
-        with_bumper(this.arena, || fut.poll(cx))
+        assert!(!this.done, "bumper::InArena polled after it completed");
+        let (fut, done) = (&mut this.fut, &mut this.done);
+        // SAFETY: as in `InRegion::poll`.
+        with_bumper(this.arena, || unsafe { poll_and_drop(fut, done, cx) })
     }
 }
 
 impl<F> Drop for InArena<'_, F> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let fut = &mut self.fut;
         with_bumper(self.arena, || {
             // SAFETY: as in `InRegion::drop`.

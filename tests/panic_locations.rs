@@ -1,13 +1,15 @@
 //! The panics bumper raises itself (misuse of checkpoints, escapes under
 //! `EscapePolicy::Panic`) name the caller's file and line, not bumper's own
 //! source: `reset`, `reset_to`, `no_escape` and `scoped` are
-//! `#[track_caller]` down to the code that panics.
+//! `#[track_caller]` down to the code that panics, and so is the poll of an
+//! `in_region` or `in_arena` future after it completed.
 //!
 //! One test, alone in its binary, because it replaces the process-wide
 //! panic hook with one that records where each panic was raised.
 
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 use bumper::{Arena, Bumper, EscapePolicy, LockedArena, with_bumper};
 
@@ -110,6 +112,18 @@ fn locked_arena_cases() {
     assert!(arena.reset().is_clean());
 }
 
+fn future_cases() {
+    let mut cx = Context::from_waker(Waker::noop());
+    let locked = LockedArena::new();
+    let mut f = Box::pin(bumper::in_region(locked.region(), async { 1 }));
+    assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(1));
+    panics_here!(f.as_mut().poll(&mut cx));
+    let arena = Arena::new();
+    let mut g = Box::pin(bumper::in_arena(&arena, async { 2 }));
+    assert_eq!(g.as_mut().poll(&mut cx), Poll::Ready(2));
+    panics_here!(g.as_mut().poll(&mut cx));
+}
+
 #[test]
 fn panics_raised_by_bumper_name_the_callers_line() {
     panic::set_hook(Box::new(|info| {
@@ -123,5 +137,6 @@ fn panics_raised_by_bumper_name_the_callers_line() {
     }));
     arena_cases();
     locked_arena_cases();
+    future_cases();
     let _ = panic::take_hook();
 }

@@ -788,3 +788,54 @@ fn a_panic_in_an_in_region_poll_restores_the_previous_route() {
     drop(fut);
     assert!(!is_arena_pointer(vec![0u8; 10].as_ptr()));
 }
+
+#[test]
+fn a_completed_in_region_future_is_dropped_in_its_region_by_the_poll_that_completed_it() {
+    let arena = LockedArena::new();
+    let (p, slot) = probe();
+    let mut fut = Box::pin(in_region(arena.region(), p));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    assert!(
+        slot.lock().unwrap().is_none(),
+        "dropped before it completed"
+    );
+    assert!(fut.as_mut().poll(&mut cx).is_ready());
+    // Dropped by the completing poll, inside the region.
+    assert_eq!(*slot.lock().unwrap(), Some((Some(arena.id()), true)));
+    // The wrapper's own drop does not drop it a second time (a poll after
+    // completion panics: tests/panic_locations.rs).
+    *slot.lock().unwrap() = None;
+    drop(fut);
+    assert!(slot.lock().unwrap().is_none(), "dropped twice");
+    assert_eq!(arena.stats().live_blocks, 0);
+}
+
+#[test]
+fn a_completed_in_arena_future_is_dropped_in_its_region_by_the_poll_that_completed_it() {
+    let arena = Arena::new();
+    // What the inner future's drop saw: an allocation made then, and whether
+    // it came from the arena.
+    let seen = Arc::new(Mutex::new(None));
+    struct DropProbe(Arc<Mutex<Option<bool>>>);
+    impl Drop for DropProbe {
+        fn drop(&mut self) {
+            let v = vec![1u8; 16];
+            *self.0.lock().unwrap() = Some(is_arena_pointer(v.as_ptr()));
+        }
+    }
+    let probe = DropProbe(Arc::clone(&seen));
+    let mut fut = Box::pin(in_arena(&arena, async move {
+        let _keep = &probe;
+        7u32
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(7));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(true),
+        "not dropped in the region"
+    );
+    drop(fut);
+    assert_eq!(arena.stats().live_blocks, 0);
+}

@@ -43,7 +43,7 @@ impl ArenaCore {
                 // us.
                 let (r, live_blocks, live_bytes) = unsafe {
                     lane.sync(&checkpoints, generation);
-                    let r = lane.reset(None);
+                    let r = lane.reset(None, Some(&mut sites));
                     // Close the remote list only now: later frees of this
                     // arena's blocks count down `orphan_live`. Frees that
                     // arrived since the reset are drained by `close`, so the
@@ -54,7 +54,6 @@ impl ArenaCore {
                     (r, live_blocks, live_bytes)
                 };
                 report.reclaimed_bytes += r.reclaimed;
-                sites.merge(&r.sites);
                 report.escaped_blocks += live_blocks;
                 report.escaped_bytes += live_bytes;
                 blocks += live_blocks as i64;

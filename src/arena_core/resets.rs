@@ -94,27 +94,23 @@ impl ArenaCore {
             }
             ResetOrder::Concurrent { others } => {
                 report.concurrent_checkpoints = others;
-                drop(checkpoints);
-                self.record(&report);
+                self.record(&report, &checkpoints);
                 return Ok(report);
             }
             ResetOrder::Proceed => {}
         }
         let generation = self.generation();
-        let mut sites = SiteTally::default();
+        let mut sites = self.track_sites.then(SiteTally::default);
         report.busy_lanes = self.for_each_claimable_lane(tid, OwnRegions::Include, |lane| {
             // SAFETY: `for_each_claimable_lane` holds the lane's claim for us.
             let r = unsafe {
                 if lane.seen_gen() != generation {
                     lane.sync(&checkpoints, generation);
                 }
-                lane.reset(serial)
+                lane.reset(serial, sites.as_mut())
             };
             report.reclaimed_bytes += r.reclaimed;
             report.trimmed_bytes += r.trimmed;
-            if self.track_sites {
-                sites.merge(&r.sites);
-            }
             report.escaped_blocks += r.escaped_blocks;
             report.escaped_bytes += r.escaped_bytes;
             report.untracked |= r.untracked;
@@ -124,18 +120,21 @@ impl ArenaCore {
         {
             self.bump_generation();
         }
-        if self.track_sites {
-            report.top_sites = top_sites(&sites);
+        if let Some(sites) = &sites {
+            report.top_sites = top_sites(sites);
         }
-        drop(checkpoints);
-        self.record(&report);
+        self.record(&report, &checkpoints);
         Ok(report)
     }
 
-    fn record(&self, r: &ResetReport) {
+    /// Counts a reset. The checkpoint list's lock (held, as `_held` shows)
+    /// orders every reset of the arena, so the per-reset counters need no
+    /// read-modify-write; readers load them.
+    fn record(&self, r: &ResetReport, _held: &CheckpointList) {
         let c = &self.counters;
-        c.resets.fetch_add(1, Ordering::Relaxed);
-        c.reclaimed.fetch_add(r.reclaimed_bytes, Ordering::Relaxed);
+        let add = |a: &AtomicU64, n: u64| a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&c.resets, 1);
+        add(&c.reclaimed, r.reclaimed_bytes);
         if r.escaped() {
             c.escapes.fetch_add(1, Ordering::Relaxed);
             c.escaped_blocks

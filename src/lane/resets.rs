@@ -25,8 +25,6 @@ pub(crate) struct LaneReset {
     pub(crate) untracked: bool,
     /// Chunk bytes given back to the space beyond the retained capacity.
     pub(crate) trimmed: u64,
-    /// The escaped blocks by allocation site (tracking arenas only).
-    pub(crate) sites: SiteTally,
 }
 
 /// A snapshot of one lane's figures, taken by a thread that holds it.
@@ -145,11 +143,16 @@ impl Lane {
     /// Resets to the mark of checkpoint `serial`, or to the very start for
     /// `None`: reclaims everything above it if no block there is live;
     /// otherwise keeps the live blocks in place and reclaims what lies above
-    /// the highest piece holding one.
+    /// the highest piece holding one. The escaped blocks of a lane that
+    /// records allocation sites are added to `sites` (if given) by site.
     ///
     /// # Safety
     /// Owner only: the calling thread holds the lane's claim.
-    pub(crate) unsafe fn reset(&self, serial: Option<u64>) -> LaneReset {
+    pub(crate) unsafe fn reset(
+        &self,
+        serial: Option<u64>,
+        sites: Option<&mut SiteTally>,
+    ) -> LaneReset {
         if self.spill_only {
             return LaneReset::default();
         }
@@ -201,9 +204,11 @@ impl Lane {
         // Large blocks in chunks of their own that are still live escape
         // too, but pin only their own chunks.
         let (side_blocks, side_bytes) = self.side_escapes(serial);
-        let mut sites = SiteTally::default();
-        if self.tracking && escaped.live + side_blocks > 0 {
-            sites = self.tally_escapes(from.chunk, from.addr, serial);
+        if let Some(sites) = sites
+            && self.tracking
+            && escaped.live + side_blocks > 0
+        {
+            self.tally_escapes(from.chunk, from.addr, serial, sites);
         }
         if !from.chunk.is_null() {
             match high {
@@ -229,7 +234,6 @@ impl Lane {
             escaped_bytes: escaped.bytes + side_bytes,
             untracked: false,
             trimmed,
-            sites,
         }
     }
 
@@ -353,12 +357,18 @@ impl Lane {
     /// Takes every chunk above `keep` out of the chain and makes it a spare
     /// (none holds a live block or a mark). The current chunk may be among
     /// them: the caller then makes `keep` current.
-    #[inline]
+    #[inline(always)]
     fn drop_chunks_above(&self, keep: *mut ChunkHeader) {
         let cur = self.chunk.get();
-        if cur == keep {
-            return;
+        if cur != keep {
+            self.drop_chunks_between(cur, keep);
         }
+    }
+
+    /// [`Lane::drop_chunks_above`] when `keep` is not the current chunk
+    /// `cur`.
+    #[inline(never)]
+    fn drop_chunks_between(&self, cur: *mut ChunkHeader, keep: *mut ChunkHeader) {
         let guarded = self.core().guard;
         let mut c = cur;
         while c != keep {

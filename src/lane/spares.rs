@@ -126,6 +126,7 @@ impl Lane {
     /// bytes, and gives the others back to the space: first those the loop
     /// since the last reset used, smallest first, then the others, smallest
     /// first. Returns the bytes given back.
+    #[inline]
     pub(super) fn trim_spares(&self, target: usize) -> usize {
         // Live large blocks' chunks count as held too.
         let base = self.chain_bytes.get() + self.side_chunk_bytes.get();
@@ -133,6 +134,13 @@ impl Lane {
         if base.saturating_add(self.spare_bytes.get()) <= target {
             return 0;
         }
+        self.trim_spares_over(base, target)
+    }
+
+    /// [`Lane::trim_spares`] when the chunks add up to more than `target`;
+    /// `base` is what the chain and the large blocks hold.
+    #[inline(never)]
+    fn trim_spares_over(&self, base: usize, target: usize) -> usize {
         let epoch = self.epoch.get();
         // Pass 1: what the spares the last loop used take of the budget.
         let mut used_total = base;

@@ -69,15 +69,6 @@ impl SiteTally {
         smallest.2 += bytes;
     }
 
-    /// Adds another tally.
-    pub(crate) fn merge(&mut self, other: &SiteTally) {
-        for &(site, blocks, bytes) in &other.0 {
-            if blocks > 0 {
-                self.add(site, blocks, bytes);
-            }
-        }
-    }
-
     /// The entries, largest first.
     pub(crate) fn sorted(&self) -> [(u32, u64, u64); TALLY] {
         let mut e = self.0;
@@ -163,8 +154,8 @@ impl Lane {
         from: *mut ChunkHeader,
         addr: usize,
         serial: Option<u64>,
-    ) -> SiteTally {
-        let mut tally = SiteTally::default();
+        tally: &mut SiteTally,
+    ) {
         let cur = self.chunk.get();
         let mut c = from;
         let mut h = addr;
@@ -219,6 +210,5 @@ impl Lane {
                 tally.add(site, 1, bytes);
             }
         });
-        tally
     }
 }
