@@ -90,8 +90,10 @@ pub struct ResetReport {
     /// nothing was reset (a locked arena reset while other threads run their
     /// own `no_escape` blocks).
     pub concurrent_checkpoints: u32,
-    /// The checkpoint was taken deeper than bumper tracks (more than 64
-    /// active at once), so nothing was reclaimed.
+    /// The checkpoint could not be recorded, so nothing was reclaimed: the
+    /// OS refused the memory for its record (checkpoints nest to any depth
+    /// otherwise), or the arena is one whose own memory was refused at
+    /// creation, which spills everything to the inner allocator.
     pub untracked: bool,
     /// Where the escaped blocks were allocated, largest first, for arenas
     /// built with [`track_sites`](crate::ArenaBuilder::track_sites); unused
@@ -219,7 +221,7 @@ impl fmt::Display for ResetReport {
             )?;
         }
         if self.untracked {
-            f.write_str(", reset nothing: checkpoint nested too deep to track")?;
+            f.write_str(", reset nothing: the checkpoint could not be recorded (memory refused)")?;
         }
         Ok(())
     }

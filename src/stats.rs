@@ -183,7 +183,8 @@ pub struct ArenaStats {
     /// checkpoints of other threads (a `LockedArena` reset while other
     /// threads still use it).
     pub contended_resets: u64,
-    /// Checkpoints taken while too many were active to track.
+    /// Checkpoints that could not be recorded (the OS refused the memory
+    /// for their records), whose resets reclaim nothing.
     pub untracked_checkpoints: u64,
     /// Bytes of chunk memory the arena holds (its retained capacity).
     pub chunk_bytes: u64,
