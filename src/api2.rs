@@ -183,10 +183,6 @@ unsafe fn moved(
     Ok(fresh)
 }
 
-/// Resizes an arena block in place if `lane` owns it and allows it.
-///
-/// # Safety
-/// The calling thread holds `lane`; `ptr` is a live block of `old` bytes.
 /// `shrink` to zero bytes: frees the block and returns a dangling pointer,
 /// as allocator_api2's `Global` does (a zero-size block is never memory).
 /// Returns `None` for any other size.
@@ -202,6 +198,10 @@ unsafe fn shrink_to_nothing(ptr: NonNull<u8>, old: Layout, new: Layout) -> Optio
     Some(dangling(new))
 }
 
+/// Resizes an arena block in place if `lane` owns it and allows it.
+///
+/// # Safety
+/// The calling thread holds `lane`; `ptr` is a live block of `old` bytes.
 unsafe fn in_place(lane: &Lane, ptr: NonNull<u8>, old: Layout, new: Layout) -> bool {
     let p = ptr.as_ptr();
     old.size() != 0
