@@ -3,7 +3,8 @@
 //! (`cargo +nightly miri test --test miri_core`), which checks it for
 //! undefined behaviour: bumping, tip frees, checkpoints and resets, escapes,
 //! frees from another thread, growth and moves, alloc_zeroed on reused
-//! memory, locked arenas with two threads, and an orphaned arena.
+//! memory, locked arenas with two threads, an orphaned arena, and
+//! `in_region`/`in_arena` futures dropped in place at completion or before.
 //! It also runs as a normal test.
 
 // These tests exist to allocate: `vec!` is deliberate.
@@ -12,7 +13,11 @@
 mod common;
 counting_shim!();
 
-use bumper::{Arena, EscapePolicy, LockedArena, is_arena_pointer, with_bumper};
+use bumper::{
+    Arena, EscapePolicy, LockedArena, in_arena, in_region, is_arena_pointer, with_bumper,
+};
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 
 #[test]
 fn bumped_blocks_freed_at_the_tip_or_by_no_escape_leave_the_arena_empty() {
@@ -170,4 +175,54 @@ fn blocks_freed_in_any_order_across_chunks_stay_intact_until_freed() {
     });
     let s = arena.stats();
     assert_eq!(s.live_blocks, 0, "{s}");
+}
+
+/// A future that holds an arena block across one `Pending` and checks it
+/// when it completes; its state is dropped in place by the wrappers.
+async fn holds_a_block_across_a_yield(fill: u8) -> usize {
+    let v = vec![fill; 200];
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+    assert!(is_arena_pointer(v.as_ptr()));
+    assert!(v.iter().all(|&b| b == fill));
+    v.len()
+}
+
+#[test]
+fn in_region_futures_are_dropped_in_place_when_they_complete_or_before() {
+    let mut cx = Context::from_waker(Waker::noop());
+    let locked = LockedArena::new();
+    // Completed: dropped by the poll that completed it.
+    let mut done = Box::pin(in_region(locked.region(), holds_a_block_across_a_yield(1)));
+    assert!(done.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(locked.stats().live_blocks, 1);
+    assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(200));
+    assert_eq!(locked.stats().live_blocks, 0);
+    drop(done);
+    // Dropped before it completed, holding its block.
+    let mut early = Box::pin(in_region(locked.region(), holds_a_block_across_a_yield(2)));
+    assert!(early.as_mut().poll(&mut cx).is_pending());
+    drop(early);
+    assert_eq!(locked.stats().live_blocks, 0);
+    // The same with an unlocked arena.
+    let arena = Arena::new();
+    let mut done = Box::pin(in_arena(&arena, holds_a_block_across_a_yield(3)));
+    assert!(done.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(200));
+    drop(done);
+    let mut early = Box::pin(in_arena(&arena, holds_a_block_across_a_yield(4)));
+    assert!(early.as_mut().poll(&mut cx).is_pending());
+    drop(early);
+    assert_eq!(arena.stats().live_blocks, 0);
+    assert!(arena.reset().is_clean());
+    assert!(locked.reset().is_clean());
 }
