@@ -226,3 +226,54 @@ fn in_region_futures_are_dropped_in_place_when_they_complete_or_before() {
     assert!(arena.reset().is_clean());
     assert!(locked.reset().is_clean());
 }
+
+#[test]
+fn blocks_after_a_tip_free_carry_the_arena_s_provenance_not_the_freed_block_s() {
+    // Under Miri: the tip free moves the bump pointer back over `b`; a write
+    // through `keep` then invalidates `b`'s tag for that memory. The next
+    // block must not be derived from `b`'s pointer. The same for a block
+    // grown or shrunk in place at the tip.
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        let mut keep = Box::new(0u64);
+        let b = Box::new(1u64);
+        drop(b);
+        *keep = 5;
+        drop(keep);
+        let c = Box::new(7u64);
+        assert_eq!(*c, 7);
+        drop(c);
+        let mut keep = Box::new(0u64);
+        let mut v: Vec<u8> = Vec::with_capacity(16);
+        v.extend_from_slice(&[3; 16]);
+        v.reserve_exact(32); // grows in place at the tip
+        v.shrink_to_fit(); // shrinks in place
+        drop(v);
+        *keep = 9;
+        let d = vec![4u8; 24];
+        assert!(d.iter().all(|&x| x == 4));
+        assert_eq!(*keep, 9);
+    });
+    assert_eq!(arena.stats().live_blocks, 0);
+}
+
+#[test]
+fn tracked_blocks_freed_in_any_order_under_miri() {
+    let arena = Arena::builder()
+        .track_sites(true)
+        .escape_policy(EscapePolicy::Keep)
+        .build()
+        .unwrap();
+    with_bumper(&arena, || {
+        let mut a = Box::new(1u64);
+        let b = Box::new(2u64);
+        let c = vec![3u8; 40];
+        *a += 1;
+        drop(b);
+        let d = Box::new(4u64);
+        drop(c);
+        assert_eq!((*a, *d), (2, 4));
+    });
+    assert_eq!(arena.stats().live_blocks, 0);
+    assert!(arena.reset().is_clean());
+}

@@ -508,7 +508,11 @@ impl Lane {
             if bump > self.high_water.get() {
                 self.high_water.set(bump);
             }
-            self.bump.set(ptr);
+            // The lane's own pointer at the block's address: the block's
+            // pointer carries the caller's provenance (a `Box`'s tag, say),
+            // which later writes by others may have invalidated, and the
+            // next blocks are derived from the bump pointer.
+            self.bump.set(self.bump.get().with_addr(ptr.addr()));
         }
     }
 
@@ -541,8 +545,9 @@ impl Lane {
             return;
         }
         let rounded = if self.tracking {
-            // SAFETY: every block of a tracking lane's chain has a header.
-            unsafe { self.untrack(block) }
+            // SAFETY: every block of a tracking lane's chain has a header,
+            // in the block's chunk.
+            unsafe { self.untrack(chunk, block.addr()) }
         } else {
             rounded
         };
@@ -590,7 +595,9 @@ impl Lane {
                 if end < bump && bump > self.high_water.get() {
                     self.high_water.set(bump);
                 }
-                self.bump.set(ptr.wrapping_add(new_rounded));
+                // Derived from the lane's bump pointer, not from `ptr` (see
+                // `free_top`).
+                self.bump.set(self.bump.get().with_addr(end));
             } else if new_rounded > old_rounded {
                 return false;
             }

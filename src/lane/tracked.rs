@@ -129,18 +129,24 @@ impl Lane {
         }
     }
 
-    /// Marks the tracked block at `block` freed. Returns the bytes its
-    /// allocation counted (the block's, rounded; not the header's).
+    /// Marks the tracked block at address `block` of chunk `chunk` freed.
+    /// Returns the bytes its allocation counted (the block's, rounded; not
+    /// the header's).
+    ///
+    /// The header is reached from the chunk's pointer, not from the block's:
+    /// the caller's pointer only covers the block (a `Box`'s tag, say), and
+    /// the header lies before it.
     ///
     /// # Safety
-    /// `block` is a live tracked block of this lane's chain.
-    pub(super) unsafe fn untrack(&self, block: *mut u8) -> u64 {
+    /// `block` is the address of a live tracked block of this lane's chain,
+    /// in chain chunk `chunk`.
+    pub(super) unsafe fn untrack(&self, chunk: *mut ChunkHeader, block: usize) -> u64 {
+        let base = chunk.cast::<u8>();
         // SAFETY: guaranteed by the caller: the word before the block holds
-        // the distance back to its header, in the memory the block's pointer
-        // was derived from.
+        // the distance back to its header, and both lie in `chunk`.
         unsafe {
-            let back = block.wrapping_sub(8).cast::<usize>().read();
-            let header = block.wrapping_sub(back).cast::<Tracked>();
+            let back = base.with_addr(block - 8).cast::<usize>().read();
+            let header = base.with_addr(block - back).cast::<Tracked>();
             (*header).live = 0;
             (*header).size
         }
