@@ -162,8 +162,11 @@ unsafe fn arena_free_slow(ptr: *mut u8, size: usize) {
         // SAFETY: this thread holds the lane's claim.
         unsafe { (*lane).free_local(ptr, size) };
     } else {
-        // SAFETY: the block at `ptr` is a live block of `lane`.
-        unsafe { Lane::free_remote(lane, ptr, size) };
+        // The block becomes a node of the lane's list, which holds it by the
+        // chunk's pointer: the caller's covers only the block's own bytes.
+        let node = chunk.cast::<u8>().with_addr(ptr.addr());
+        // SAFETY: the block at `ptr` is a live block of `lane`, in `chunk`.
+        unsafe { Lane::free_remote(lane, ptr, node, size) };
     }
 }
 

@@ -277,3 +277,32 @@ fn tracked_blocks_freed_in_any_order_under_miri() {
     assert_eq!(arena.stats().live_blocks, 0);
     assert!(arena.reset().is_clean());
 }
+
+#[test]
+fn blocks_freed_by_another_thread_are_linked_through_the_arena_s_provenance() {
+    // A remote free links the block into its lane's list by writing into it
+    // (16 bytes for a block of 9 to 16): through the arena's pointer, not
+    // the caller's, whose tag covers only the block's own bytes.
+    let arena = LockedArena::new();
+    let (a, b, c, d) = with_bumper(&arena, || {
+        (
+            Box::new([1u8; 12]),
+            Box::new(2u64),
+            Box::new([3u8; 20]),
+            Box::new(4u32),
+        )
+    });
+    std::thread::spawn(move || {
+        drop(a);
+        drop(b);
+        drop(c);
+        drop(d);
+    })
+    .join()
+    .unwrap();
+    with_bumper(&arena, || {
+        let d = Box::new([4u8; 12]);
+        assert_eq!(*d, [4u8; 12]);
+    });
+    assert_eq!(arena.stats().live_blocks, 0);
+}

@@ -14,6 +14,13 @@ use core::sync::atomic::Ordering;
 use super::{Lane, granule};
 use crate::arena_core::ArenaCore;
 
+/// Low bits of a node's link word: the block's granule is 8 bytes.
+const TAG_8: usize = 1;
+/// Low bits of a node's link word: the block's granule is 16 bytes.
+const TAG_16: usize = 2;
+/// The tag bits (nodes are 8-aligned).
+const TAGS: usize = 7;
+
 /// Value of `remote` once the arena has been dropped.
 pub(super) const CLOSED: *mut u8 = ptr::without_provenance_mut(1);
 
@@ -23,10 +30,21 @@ impl Lane {
     /// Takes a raw pointer because, if the arena was dropped, this free may be
     /// the last one and destroy the arena, lane included.
     ///
+    /// The block becomes a node of the lane's list: a link word, tagged in
+    /// its low bits with the block's granule when that is 8 or 16 bytes,
+    /// else followed by the granule. The node's bytes that are the caller's
+    /// block are written through `ptr` (the caller's pointer, which may be
+    /// protected for the call, as a `Box` being dropped is); those beyond it,
+    /// up to the granule, through `node`, which carries the chunk's
+    /// provenance and is what the list holds and the owner reads.
+    ///
     /// # Safety
     /// `this` must be the lane of the live block at `ptr`, of `size` bytes,
-    /// which the caller gives up.
-    pub(crate) unsafe fn free_remote(this: *const Lane, ptr: *mut u8, size: usize) {
+    /// which the caller gives up; `node` is the same address with the
+    /// provenance of the block's chunk.
+    #[inline]
+    pub(crate) unsafe fn free_remote(this: *const Lane, ptr: *mut u8, node: *mut u8, size: usize) {
+        debug_assert_eq!(ptr.addr(), node.addr());
         let rounded = granule(size);
         // SAFETY: the lane is alive while one of its blocks is.
         let (remote, core) = unsafe { (&(*this).remote, (*this).core) };
@@ -38,19 +56,31 @@ impl Lane {
                 unsafe { ArenaCore::orphan_free(core) };
                 return;
             }
-            // SAFETY: the block is at least 8 bytes and 8-aligned (every arena
-            // block is), 16 bytes if `rounded != 8`; the caller gives it up,
-            // so its memory is ours to use as a list node: the link (tagged in
-            // bit 0 when the block is 8 bytes), then the size.
+            let (link, len) = match rounded {
+                8 => (head.map_addr(|a| a | TAG_8), 8),
+                16 => (head.map_addr(|a| a | TAG_16), 8),
+                _ => (head, 16),
+            };
+            // SAFETY: the block's granule is at least `len` bytes (8, or 24
+            // and up when the granule is stored), 8-aligned, and the caller
+            // gives it up, so its memory is ours to use as a list node. The
+            // node lies in the caller's block but for a block under 8 bytes,
+            // whose link word runs into the granule's padding: that part is
+            // written through `node`, byte by byte (which keeps the link's
+            // provenance).
             unsafe {
-                if rounded == 8 {
-                    ptr.cast::<*mut u8>().write(head.map_addr(|a| a | 1));
+                if size >= len {
+                    ptr.cast::<*mut u8>().write(link);
+                    if len == 16 {
+                        ptr.cast::<usize>().add(1).write(rounded);
+                    }
                 } else {
-                    ptr.cast::<*mut u8>().write(head);
-                    ptr.cast::<usize>().add(1).write(rounded);
+                    let bytes = (&raw const link).cast::<u8>();
+                    ptr::copy_nonoverlapping(bytes, ptr, size);
+                    ptr::copy_nonoverlapping(bytes.add(size), node.add(size), len - size);
                 }
             }
-            match remote.compare_exchange_weak(head, ptr, Ordering::Release, Ordering::Relaxed) {
+            match remote.compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
@@ -120,10 +150,11 @@ impl Lane {
             // release CAS that published it; our acquire swap synchronises.
             let (next, rounded) = unsafe {
                 let link = head.cast::<*mut u8>().read();
-                if link.addr() & 1 == 1 {
-                    (link.map_addr(|a| a & !1), 8)
-                } else {
-                    (link, head.cast::<usize>().add(1).read())
+                let next = link.map_addr(|a| a & !TAGS);
+                match link.addr() & TAGS {
+                    TAG_8 => (next, 8),
+                    TAG_16 => (next, 16),
+                    _ => (next, head.cast::<usize>().add(1).read()),
                 }
             };
             // SAFETY: the node was a live block of this lane, and this thread
