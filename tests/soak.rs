@@ -6,7 +6,9 @@
 //!
 //! Release builds only (`cargo test --release --test soak`, which `.ci/run`
 //! runs); in debug builds the tests are ignored. The tests read the
-//! process's resident size, so they run one at a time.
+//! process's resident size, so they run one at a time, set-up included (a
+//! spike made by one test while another measures would count as the other's
+//! growth).
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -36,10 +38,16 @@ fn rss() -> u64 {
     kb << 10
 }
 
+/// Holds the other tests off for as long as the guard lives: every test
+/// takes it first.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `step` `n` times after `n / 10` warm-up steps, and checks that the
-/// resident size grew by at most [`GROWTH`] meanwhile.
+/// resident size grew by at most [`GROWTH`] meanwhile. The caller holds
+/// [`serial`]'s guard.
 fn soak(what: &str, n: u64, mut step: impl FnMut(u64)) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for i in 0..n / 10 {
         step(i);
     }
@@ -66,6 +74,7 @@ fn keep() -> Arena {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn scoped_results_dropped_after_their_reset() {
+    let _g = serial();
     let arena = keep();
     soak("scoped results", 1_000_000, |i| {
         let line = arena.scoped(|| {
@@ -79,6 +88,7 @@ fn scoped_results_dropped_after_their_reset() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn responses_freed_just_after_their_reset() {
+    let _g = serial();
     let arena = keep();
     soak("responses in flight", 1_000_000, |i| {
         let keep = with_bumper(&arena, || {
@@ -95,6 +105,7 @@ fn responses_freed_just_after_their_reset() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn a_long_region_freeing_oldest_first() {
+    let _g = serial();
     let arena = Arena::new();
     with_bumper(&arena, || {
         soak("a long FIFO region", 2_000_000, |_| {
@@ -109,6 +120,7 @@ fn a_long_region_freeing_oldest_first() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn a_long_region_whose_blocks_another_thread_frees() {
+    let _g = serial();
     let arena = Arena::new();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
     let consumer = std::thread::spawn(move || rx.into_iter().map(|v| v.len()).sum::<usize>());
@@ -124,6 +136,7 @@ fn a_long_region_whose_blocks_another_thread_frees() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn results_dropped_after_their_region_ended() {
+    let _g = serial();
     let arena = Arena::new();
     let locked = LockedArena::new();
     soak("results after the region", 1_000_000, |i| {
@@ -136,6 +149,7 @@ fn results_dropped_after_their_region_ended() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn results_kept_a_few_iterations_across_checkpoints() {
+    let _g = serial();
     let arena = keep();
     let mut ring: Vec<Vec<u8>> = (0..5).map(|_| Vec::new()).collect();
     soak("results kept a few iterations", 1_000_000, |i| {
@@ -152,6 +166,7 @@ fn results_kept_a_few_iterations_across_checkpoints() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn current_shrinking_heap_blocks_to_zero() {
+    let _g = serial();
     soak("Current::shrink to zero", 2_000_000, |_| {
         let mut v: AVec<u8, Current> = AVec::with_capacity_in(100, Current);
         v.push(1);
@@ -163,6 +178,7 @@ fn current_shrinking_heap_blocks_to_zero() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only")]
 fn a_steady_loop_after_a_spike() {
+    let _g = serial();
     let arena = Arena::new();
     arena.scoped(|| {
         let v = vec![1u8; 64 << 20];
