@@ -271,6 +271,14 @@ async fn json_round(addr: SocketAddr, conns: u64, n: u64) {
 }
 
 /// The process's resident memory now (`VmRSS`), in bytes.
+/// The tests of this file run one at a time: one of them reads the
+/// process's resident size, which the others' servers would change.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -306,6 +314,7 @@ fn assert_clean(pool: &Pool) -> bumper::PoolStats {
 
 #[test]
 fn axum_behind_the_layer_answers_every_path_and_every_arena_ends_clean() {
+    let _g = serial();
     quiet_panics();
     let rt = server_runtime();
     let crt = tokio::runtime::Builder::new_multi_thread()
@@ -393,6 +402,7 @@ fn axum_behind_the_layer_answers_every_path_and_every_arena_ends_clean() {
 
 #[test]
 fn hyper_with_service_builder_and_the_layer() {
+    let _g = serial();
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
@@ -440,6 +450,7 @@ fn hyper_with_service_builder_and_the_layer() {
 /// requests that each yield make at most a few unclean resets.
 #[test]
 fn tokios_deferred_waker_list_escapes_a_handful_of_times_per_worker_not_per_request() {
+    let _g = serial();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
