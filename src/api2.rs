@@ -198,17 +198,30 @@ unsafe fn shrink_to_nothing(ptr: NonNull<u8>, old: Layout, new: Layout) -> Optio
     Some(dangling(new))
 }
 
-/// Resizes an arena block in place if `lane` owns it and allows it.
+/// Resizes an arena block in place if `lane` owns it and allows it: the
+/// resized block, with the provenance of its chunk (see
+/// [`Lane::realloc_in_place`]).
 ///
 /// # Safety
 /// The calling thread holds `lane`; `ptr` is a live block of `old` bytes.
-unsafe fn in_place(lane: &Lane, ptr: NonNull<u8>, old: Layout, new: Layout) -> bool {
+unsafe fn in_place(
+    lane: &Lane,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Option<NonNull<[u8]>> {
     let p = ptr.as_ptr();
-    old.size() != 0
-        && new.align() <= old.align()
-        && space::owns(p)
-        // SAFETY: guaranteed by the caller; `owns(p)` holds.
-        && unsafe { lane.owns_block(p.addr()) && lane.realloc_in_place(p, old.size(), new.size()) }
+    if old.size() == 0 || new.align() > old.align() || !space::owns(p) {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller; `owns(p)` holds.
+    let resized = unsafe {
+        if !lane.owns_block(p.addr()) {
+            return None;
+        }
+        lane.realloc_in_place(p, old.size(), new.size())
+    };
+    NonNull::new(resized).map(|r| NonNull::slice_from_raw_parts(r, new.size()))
 }
 
 // Every block is either arena memory (valid and not handed out again while
@@ -246,9 +259,11 @@ unsafe impl Allocator for Current {
             return unsafe { moved(global, ptr, old, new) };
         }
         let route = route::route();
-        // SAFETY: the route is held by this thread; `ptr` is live.
-        if !route.is_null() && unsafe { in_place(&*route, ptr, old, new) } {
-            return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+        if !route.is_null()
+            // SAFETY: the route is held by this thread; `ptr` is live.
+            && let Some(r) = unsafe { in_place(&*route, ptr, old, new) }
+        {
+            return Ok(r);
         }
         let grows = new.size() > old.size();
         // SAFETY: forwarded caller contract.
@@ -379,8 +394,8 @@ unsafe fn explicit_resize(
     let hold = Hold::new(core);
     let lane = hold.lane;
     // SAFETY: the lane is held by this thread; `ptr` is live.
-    if unsafe { in_place(lane, ptr, old, new) } {
-        return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+    if let Some(r) = unsafe { in_place(lane, ptr, old, new) } {
+        return Ok(r);
     }
     let fresh = if new.size() == 0 {
         dangling(new)

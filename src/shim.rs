@@ -258,13 +258,17 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Bumper<A> {
         if !route.is_null() {
             // SAFETY: the route lane is held by this thread (or spill-only,
             // which owns no block); `ptr` is a live arena block.
-            let in_place = unsafe {
+            let resized = unsafe {
                 let lane = &*route;
                 // In place only inside a region of the block's own lane.
-                lane.owns_block(ptr.addr()) && lane.realloc_in_place(ptr, layout.size(), new_size)
+                if lane.owns_block(ptr.addr()) {
+                    lane.realloc_in_place(ptr, layout.size(), new_size)
+                } else {
+                    ptr::null_mut()
+                }
             };
-            if in_place {
-                return ptr;
+            if !resized.is_null() {
+                return resized;
             }
         }
         // Move to wherever the current context allocates: a large block that

@@ -306,3 +306,50 @@ fn blocks_freed_by_another_thread_are_linked_through_the_arena_s_provenance() {
     });
     assert_eq!(arena.stats().live_blocks, 0);
 }
+
+#[test]
+fn a_block_resized_in_place_comes_back_with_the_arena_s_provenance() {
+    use bumper::allocator_api2::alloc::Allocator;
+    use std::alloc::Layout;
+    use std::ptr::NonNull;
+    // The caller's pointer covers only the old bytes: the block resized in
+    // place must come back derived from the arena's pointer, or the first
+    // write past the old end is undefined behaviour.
+    let arena = Arena::new();
+    with_bumper(&arena, || {
+        // At the tip of the chain, through the shim.
+        let b: Box<[u8]> = vec![1u8; 8].into_boxed_slice();
+        let mut v = b.into_vec();
+        drop(Box::new(7u64)); // a neighbour written and freed at the tip
+        v.reserve_exact(8);
+        v.extend_from_slice(&[2u8; 8]);
+        assert_eq!(v[..], [[1u8; 8], [2u8; 8]].concat()[..]);
+        drop(v);
+        // A large block, in its own chunk.
+        let mut big = vec![1u8; 70_000];
+        big.reserve(100_000);
+        big.truncate(69_000);
+        let mut big = big.into_boxed_slice().into_vec();
+        big.push(3);
+        assert_eq!((big[68_999], big[69_000]), (1, 3));
+    });
+    // Through an allocator_api2 handle, outside a region.
+    let l8 = Layout::new::<u64>();
+    let l16 = Layout::from_size_align(16, 8).unwrap();
+    let p = (&arena).allocate(l8).unwrap();
+    // SAFETY: `p` is a fresh block of 8 bytes; `q` likewise; the grown block
+    // is 16 bytes; each block is given back once.
+    unsafe {
+        let r = &mut *p.as_ptr().cast::<u64>();
+        *r = 1;
+        let n = NonNull::from(r).cast::<u8>();
+        let q = (&arena).allocate(l8).unwrap();
+        q.cast::<u64>().write(5);
+        (&arena).deallocate(q.cast(), l8);
+        let g = (&arena).grow(n, l8, l16).unwrap();
+        g.cast::<u8>().add(12).write(2);
+        assert_eq!(g.cast::<u64>().read(), 1);
+        (&arena).deallocate(g.cast(), l16);
+    }
+    assert_eq!(arena.stats().live_blocks, 0);
+}

@@ -576,21 +576,24 @@ impl Lane {
     /// Tries to resize a block of this lane in place. Growth is allowed only
     /// for the last block, and only if it lies in the top piece (at or above
     /// the newest mark: the innermost checkpoint or a floor); shrinking
-    /// always succeeds.
+    /// always succeeds. Returns the resized block (at `ptr`'s address, with
+    /// the provenance of its chunk, not the caller's: that covers only the
+    /// old bytes), or null if it must move.
     ///
     /// # Safety
     /// Owner only; `ptr` is a live block of this lane of `old` bytes.
-    pub(crate) unsafe fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> bool {
+    pub(crate) unsafe fn realloc_in_place(&self, ptr: *mut u8, old: usize, new: usize) -> *mut u8 {
         let old_rounded = granule(old);
         let new_rounded = granule(new);
         let a = ptr.addr();
+        let resized;
         if a >= self.top_floor.get() && a < self.limit.get() {
             let bump = self.bump.get().addr();
             if a.wrapping_add(old_rounded) == bump {
                 let end = a.wrapping_add(new_rounded);
                 // A block that grows large moves to a chunk of its own.
                 if end > self.limit.get() || end < a || new >= self.large_from {
-                    return false;
+                    return ptr::null_mut();
                 }
                 if end < bump && bump > self.high_water.get() {
                     self.high_water.set(bump);
@@ -599,8 +602,10 @@ impl Lane {
                 // `free_top`).
                 self.bump.set(self.bump.get().with_addr(end));
             } else if new_rounded > old_rounded {
-                return false;
+                return ptr::null_mut();
             }
+            // The top piece lies in the current chunk, the bump pointer's.
+            resized = self.bump.get().with_addr(a);
             self.top_bytes.set(
                 self.top_bytes
                     .get()
@@ -612,19 +617,24 @@ impl Lane {
             let chunk = unsafe { self.chunk_of(a) };
             // SAFETY: as above.
             if unsafe { (*chunk).side.get() } {
-                return self.realloc_side(chunk, a, old, new);
+                return if self.realloc_side(chunk, a, old, new) {
+                    chunk.cast::<u8>().with_addr(a)
+                } else {
+                    ptr::null_mut()
+                };
             }
             // A tracked block keeps its header's size: only large blocks,
             // which have none, resize in place.
             if self.tracking || new_rounded > old_rounded {
-                return false;
+                return ptr::null_mut();
             }
+            resized = chunk.cast::<u8>().with_addr(a);
             // SAFETY: a live block of this lane's chain, in `chunk`.
             unsafe { self.account_shrink(chunk, a, (old_rounded - new_rounded) as u64) };
         }
         self.allocs.set(self.allocs.get().wrapping_add(1));
         self.bytes.set(self.bytes.get().wrapping_add(new as u64));
-        true
+        resized
     }
 
     /// The marks.
