@@ -61,13 +61,13 @@ impl Lane {
                 16 => (head.map_addr(|a| a | TAG_16), 8),
                 _ => (head, 16),
             };
+            // The node lies in the caller's block but for a block under 8
+            // bytes, whose link word runs into the granule's padding: that
+            // part is written through `node`, byte by byte (which keeps the
+            // link's provenance).
             // SAFETY: the block's granule is at least `len` bytes (8, or 24
-            // and up when the granule is stored), 8-aligned, and the caller
-            // gives it up, so its memory is ours to use as a list node. The
-            // node lies in the caller's block but for a block under 8 bytes,
-            // whose link word runs into the granule's padding: that part is
-            // written through `node`, byte by byte (which keeps the link's
-            // provenance).
+            // and up when the granule is stored) and 8-aligned, and the
+            // caller gives it up: its memory is ours to use as a list node.
             unsafe {
                 if size >= len {
                     ptr.cast::<*mut u8>().write(link);
